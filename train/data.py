@@ -1,0 +1,96 @@
+"""Read a labelled CSV in Jigsaw format and check it before any model is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from train.errors import UserError
+
+JIGSAW_LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+
+
+@dataclass
+class LabelledData:
+    texts: list[str]
+    labels: np.ndarray  # (rows, n_labels) float32 of 0/1
+    label_names: list[str]
+    empty_texts: int  # null or empty text, kept as ""
+    dropped_unlabeled: int  # rows removed by --drop-unlabeled
+
+
+def read_labelled_csv(
+    path: Path,
+    text_column: str,
+    label_names: list[str],
+    drop_unlabeled: bool = False,
+    limit: int | None = None,
+) -> LabelledData:
+    """Read texts and 0/1 labels; every problem becomes a UserError naming the file."""
+    frame = _read_csv(path)
+    missing = [c for c in [text_column, *label_names] if c not in frame.columns]
+    if missing:
+        found = ", ".join(frame.columns)
+        flag = "--text-column" if text_column in missing else "--labels"
+        raise UserError(
+            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {found}); "
+            f"pass {flag}"
+        )
+    if limit is not None:
+        frame = frame.head(limit)
+    frame, dropped = _handle_unlabeled(frame, path, label_names, drop_unlabeled)
+    if frame.height == 0:
+        raise UserError(f"{path} has no labelled rows left; give a CSV with 0/1 labels")
+    labels = _parse_labels(frame, path, label_names)
+    texts = frame[text_column].fill_null("")
+    empty = int((texts.str.strip_chars() == "").sum())
+    return LabelledData(texts.to_list(), labels, list(label_names), empty, dropped)
+
+
+def _read_csv(path: Path) -> pl.DataFrame:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass --data with a labelled CSV")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty; give a CSV with a header and labelled rows")
+    try:
+        # Everything as text: labels are checked below, ids may look numeric.
+        frame = pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.ComputeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"{path} is not a readable CSV ({first}); fix the file") from e
+    if frame.height == 0:
+        raise UserError(f"{path} has a header but no rows; give a CSV with labelled rows")
+    return frame
+
+
+def _handle_unlabeled(
+    frame: pl.DataFrame, path: Path, label_names: list[str], drop_unlabeled: bool
+) -> tuple[pl.DataFrame, int]:
+    """Jigsaw's test labels use -1 for unscored rows: refuse them, or drop and count them."""
+    unlabeled = frame.select(
+        pl.any_horizontal(pl.col(c).str.strip_chars() == "-1" for c in label_names)
+    ).to_series()
+    count = int(unlabeled.sum())
+    if count and not drop_unlabeled:
+        row = int(unlabeled.arg_true()[0]) + 1
+        raise UserError(
+            f"{path} has {count} rows labelled -1 (unscored), the first at data row {row}; "
+            "pass --drop-unlabeled to leave them out"
+        )
+    return frame.filter(~unlabeled), count
+
+
+def _parse_labels(frame: pl.DataFrame, path: Path, label_names: list[str]) -> np.ndarray:
+    values = frame.select(pl.col(c).str.strip_chars() for c in label_names)
+    for name in label_names:
+        bad = values.with_row_index().filter(~pl.col(name).is_in(["0", "1"]).fill_null(False))
+        if bad.height:
+            value, row = bad[name][0], int(bad["index"][0]) + 1
+            raise UserError(
+                f"{path} column {name!r} has value {value!r} at data row {row}; "
+                "labels must be 0 or 1"
+            )
+    return values.select(pl.all().cast(pl.Int8)).to_numpy().astype(np.float32)

@@ -1,0 +1,145 @@
+"""The training loop written out: device and precision, optimizer and schedule, epochs, eval."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from train.batching import collate, length_grouped_batches, sorted_batches
+from train.errors import UserError
+
+log = logging.getLogger("train")
+
+
+@dataclass
+class Precision:
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None: plain fp32
+    scaler: torch.amp.GradScaler | None
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
+
+    def autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def choose_precision(device: str) -> Precision:
+    """auto = CUDA when present; bf16 autocast on CUDA (fp16 + grad scaler without bf16)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "--device cuda was asked for but torch sees no CUDA device; use --device cpu"
+        )
+    if device == "cpu" or not torch.cuda.is_available():
+        return Precision(torch.device("cpu"), None, None)
+    torch.backends.cuda.matmul.allow_tf32 = True  # for the fp32 parts outside autocast
+    torch.backends.cudnn.allow_tf32 = True
+    if torch.cuda.is_bf16_supported():
+        return Precision(torch.device("cuda"), torch.bfloat16, None)
+    return Precision(torch.device("cuda"), torch.float16, torch.amp.GradScaler("cuda"))
+
+
+def make_optimizer(model, lr: float, total_steps: int, warmup_ratio: float, device: torch.device):
+    fused = device.type == "cuda"  # fused AdamW: one kernel for all parameters
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, fused=fused)
+    warmup = int(total_steps * warmup_ratio)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+
+
+def train_one_epoch(
+    model,
+    input_ids,
+    labels,
+    lengths,
+    *,
+    optimizer,
+    scheduler,
+    precision,
+    batch_size,
+    pad_id,
+    rng,
+    max_steps,
+    epoch,
+    log_every=50,
+) -> dict:
+    """One pass over the length-grouped batches; returns mean loss, steps and samples/s."""
+    model.train()
+    multiple = 8 if precision.device.type == "cuda" else 1  # tensor cores like multiples of 8
+    batches = length_grouped_batches(lengths, batch_size, rng)[:max_steps]
+    loss_sum, seen, start = torch.zeros((), device=precision.device), 0, time.perf_counter()
+    bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
+    for step, rows in enumerate(bar, 1):
+        inputs = {
+            k: v.to(precision.device, non_blocking=True)
+            for k, v in collate(input_ids, rows, pad_id, multiple).items()
+        }
+        target = torch.as_tensor(labels[rows], device=precision.device)
+        with precision.autocast():
+            logits = model(**inputs).logits
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+        if precision.scaler is not None:
+            precision.scaler.scale(loss).backward()
+            precision.scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if precision.scaler is not None:
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum += loss.detach() * len(rows)
+        seen += len(rows)
+        if step % log_every == 0 or step == len(batches):
+            mean = (loss_sum / seen).item()  # sync point: only on logging steps
+            rate = seen / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.0f}")
+            if bar.disable:  # no terminal: fixed-format lines for logs instead of a bar
+                log.info(
+                    "epoch %d step %d/%d loss %.4f lr %.2e %.0f samples/s",
+                    epoch,
+                    step,
+                    len(batches),
+                    mean,
+                    scheduler.get_last_lr()[0],
+                    rate,
+                )
+    elapsed = time.perf_counter() - start
+    return {
+        "train_loss": (loss_sum / max(seen, 1)).item(),
+        "steps": len(batches),
+        "train_time_s": elapsed,
+        "train_samples_per_s": seen / elapsed if elapsed else float("nan"),
+    }
+
+
+@torch.inference_mode()
+def predict_logits(model, input_ids, lengths, *, precision, batch_size, pad_id) -> np.ndarray:
+    """Logits in the rows' original order (float32)."""
+    model.eval()
+    out = np.empty((len(input_ids), model.config.num_labels), dtype=np.float32)
+    for rows in sorted_batches(lengths, batch_size * 2):
+        inputs = {k: v.to(precision.device) for k, v in collate(input_ids, rows, pad_id).items()}
+        with precision.autocast():
+            logits = model(**inputs).logits
+        out[rows] = logits.float().cpu().numpy()
+    return out
+
+
+def loss_and_probs(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean BCE-with-logits (as in training) and sigmoid probabilities."""
+    logits_t = torch.from_numpy(logits)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits_t, torch.from_numpy(labels))
+    return float(loss), torch.sigmoid(logits_t).numpy()

@@ -1,0 +1,86 @@
+"""The seed notebook's data summary, done once and saved: label counts, token lengths, plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def data_summary(
+    labels: np.ndarray,
+    names: list[str],
+    lengths: np.ndarray,
+    max_len: int,
+    empty_texts: int,
+    dropped_unlabeled: int,
+) -> dict:
+    rows = len(labels)
+    return {
+        "rows": rows,
+        "positives": {n: int(labels[:, j].sum()) for j, n in enumerate(names)},
+        "positive_share": {n: float(labels[:, j].mean()) for j, n in enumerate(names)},
+        "no_label_share": float((labels.sum(axis=1) == 0).mean()),
+        "empty_texts": empty_texts,
+        "dropped_unlabeled": dropped_unlabeled,
+        "tokens": {
+            "min": int(lengths.min()),
+            "median": float(np.median(lengths)),
+            "p95": float(np.percentile(lengths, 95)),
+            "max": int(lengths.max()),
+            "max_len": max_len,
+            "truncated_share": float((lengths > max_len).mean()),
+        },
+    }
+
+
+def format_summary(summary: dict) -> str:
+    t = summary["tokens"]
+    lines = [
+        f"rows {summary['rows']:,}  ({summary['no_label_share']:.1%} have no label, "
+        f"{summary['empty_texts']} empty texts, {summary['dropped_unlabeled']} unlabeled dropped)",
+        "positives: "
+        + ", ".join(
+            f"{n} {c:,} ({summary['positive_share'][n]:.1%})"
+            for n, c in summary["positives"].items()
+        ),
+        f"tokens: min {t['min']} median {t['median']:.0f} p95 {t['p95']:.0f} max {t['max']}; "
+        f"{t['truncated_share']:.1%} truncated at {t['max_len']}",
+    ]
+    return "\n".join(lines)
+
+
+def plot_labels(summary: dict, path: Path) -> None:
+    names = [*summary["positives"], "no label"]
+    counts = [*summary["positives"].values(), round(summary["no_label_share"] * summary["rows"])]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bars = ax.bar(names, counts, color=["#c0392b"] * (len(names) - 1) + ["#7f8c8d"])
+    ax.bar_label(bars, labels=[f"{c / summary['rows']:.1%}" for c in counts], fontsize=8)
+    ax.set_ylabel("rows")
+    ax.set_title(f"Label distribution ({summary['rows']:,} rows; a row may have several labels)")
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_lengths(lengths: np.ndarray, max_len: int, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    upper = max(int(np.percentile(lengths, 99)), max_len + 1)
+    ax.hist(np.minimum(lengths, upper), bins=60, color="#2c3e50")
+    ax.axvline(max_len, color="#c0392b", linestyle="--", label=f"--max-len {max_len}")
+    share = (lengths > max_len).mean()
+    ax.set_title(
+        f"Tokens per comment (median {np.median(lengths):.0f}; {share:.1%} truncated; "
+        f"the last bin holds everything >= {upper})"
+    )
+    ax.set_xlabel("tokens (with special tokens)")
+    ax.set_ylabel("comments")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
