@@ -101,7 +101,9 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # Our own progress at INFO; libraries only at WARNING (the quantizer alone logs thousands).
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("train").setLevel(logging.INFO)
     from train.run import run  # heavy imports after --help and argument errors
 
     try:

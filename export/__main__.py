@@ -1,0 +1,106 @@
+"""Export the trained model to ONNX (plain, graph-optimized, int8, and fp16 on CUDA) with parity.
+
+python -m export --opset 17
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from export.errors import ParityError, UserError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Export a model folder written by `python -m train` to ONNX with dynamic "
+        "batch and sequence axes, derive optimized/int8/fp16 variants, and check each against "
+        "PyTorch before writing it. Example: python -m export --opset 17",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=Path("artifacts/model"),
+        help="the training stage's output folder",
+    )
+    p.add_argument("--out", type=Path, default=Path("artifacts/onnx"))
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument(
+        "--optimized",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="graph-optimized fp32 (attention, skip-layer-norm, GELU fusions)",
+    )
+    p.add_argument(
+        "--int8",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="dynamic int8 quantization for the CPU",
+    )
+    p.add_argument(
+        "--fp16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fp16 for the CUDA provider (default: when CUDA is usable, since its "
+        "parity is checked on CUDA)",
+    )
+    p.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where parity of the fp16 variant is checked",
+    )
+    p.add_argument(
+        "--eval-data",
+        type=Path,
+        default=None,
+        help="labelled CSV: report each variant's ROC-AUC change against PyTorch",
+    )
+    p.add_argument("--eval-rows", type=int, default=2000, help="rows of --eval-data to use")
+    p.add_argument("--text-column", default="comment_text", help="text column of --eval-data")
+    p.add_argument("--force", action="store_true", help="replace --out if it has content")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Our own progress at INFO; libraries only at WARNING (the quantizer alone logs thousands).
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("export").setLevel(logging.INFO)
+    from export.run import run  # heavy imports after --help and argument errors
+
+    try:
+        record = run(
+            model_dir=args.model,
+            out=args.out,
+            opset=args.opset,
+            optimized=args.optimized,
+            int8=args.int8,
+            fp16=args.fp16,
+            device=args.device,
+            eval_data=args.eval_data,
+            eval_rows=args.eval_rows,
+            text_column=args.text_column,
+            force=args.force,
+        )
+    except UserError as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 2
+    except ParityError as e:
+        print(f"export: error: {e}", file=sys.stderr)
+        return 1
+    for name, v in record["variants"].items():
+        print(
+            f"{name:<9} {v['file']:<22} {v['size_mb']:>7.1f} MB  "
+            f"max abs diff {v['max_abs_diff']:.1e}"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Cheap checks before any model is loaded: the model folder, the opset, the output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from export.errors import UserError
+
+MIN_OPSET = 14  # the exporter's scaled-dot-product attention needs opset 14 or newer
+
+
+def check_model_dir(model_dir: Path) -> dict:
+    """The training stage's folder: a config with labels and weights; returns the config."""
+    if not model_dir.is_dir():
+        raise UserError(
+            f"{model_dir} is not a folder; pass --model with the output of "
+            "python -m train (artifacts/model by default)"
+        )
+    config_path = model_dir / "config.json"
+    weights = list(model_dir.glob("*.safetensors")) + list(model_dir.glob("pytorch_model*.bin"))
+    if not config_path.is_file() or not weights:
+        raise UserError(
+            f"{model_dir} is not a saved model (no config.json or weights); pass "
+            "--model with the output of python -m train"
+        )
+    config = json.loads(config_path.read_text())
+    if config.get("problem_type") != "multi_label_classification" or not config.get("id2label"):
+        raise UserError(
+            f"{model_dir}/config.json is not a multi-label classifier (no id2label "
+            "or problem_type); export a folder written by python -m train"
+        )
+    return config
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset below the exporter's minimum or above what this onnxruntime can run."""
+    newest = min(newest_runnable_opset(), newest_exportable_opset())
+    if not MIN_OPSET <= opset <= newest:
+        raise UserError(
+            f"--opset {opset} is outside what works here ({MIN_OPSET} to {newest} "
+            "for this exporter and onnxruntime); pass --opset 17"
+        )
+
+
+def newest_exportable_opset() -> int:
+    """optimum drives torch's TorchScript exporter (dynamo=False), which stops at its own max."""
+    from torch.onnx import _constants
+
+    return getattr(_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
+
+
+def newest_runnable_opset() -> int:
+    """Ask onnxruntime itself: load a one-node graph at each opset until it refuses."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    newest = MIN_OPSET - 1
+    for opset in range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1):
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = min(model.ir_version, 10)
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        except Exception:  # onnxruntime raises its own Fail/InvalidGraph types: any is a "no"
+            break
+        newest = opset
+    return newest
+
+
+def check_out_dir(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder; pass another --out")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"{out} already exists and is not empty; pass --force to replace it")
+
+
+@contextmanager
+def staged_dir(out: Path) -> Iterator[Path]:
+    """A temporary sibling folder that replaces `out` only when the block succeeds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)

@@ -1,0 +1,56 @@
+"""Compare onnxruntime's probabilities with PyTorch's on the same tokenized batches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Real-looking comments of mixed lengths: one token, a few words, sentences, and one long enough
+# to be cut at the training max length. Written for this check, not taken from any data set.
+PARITY_TEXTS = [
+    "ok",
+    "",
+    "Thanks!",
+    "Please stop reverting my edits without discussing them on the talk page first.",
+    "You are an idiot and everyone on this project knows it.",
+    "I added a citation to the 1998 census; the old figure was off by a few thousand people.",
+    "Café, naïve, 東京, and an emoji 🙂 should all tokenize without trouble.",
+    " ".join(["This long comment repeats itself so that it runs past the maximum length."] * 40),
+]
+
+
+def batches_for_parity(texts: list[str]) -> list[list[str]]:
+    """Batch size 1 for a short and the longest text, then everything together (mixed lengths)."""
+    return [[texts[0]], [texts[-1]], texts]
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
+
+
+def torch_probs(model, encoded: dict[str, np.ndarray]) -> np.ndarray:
+    import torch
+
+    with torch.inference_mode():
+        inputs = {k: torch.from_numpy(v) for k, v in encoded.items()}
+        return sigmoid(model(**inputs).logits.float().numpy())
+
+
+def ort_probs(session, encoded: dict[str, np.ndarray]) -> np.ndarray:
+    names = {i.name for i in session.get_inputs()}
+    feed = {k: v for k, v in encoded.items() if k in names}
+    if "token_type_ids" in names and "token_type_ids" not in feed:
+        feed["token_type_ids"] = np.zeros_like(encoded["input_ids"])
+    (logits,) = session.run(["logits"], feed)
+    return sigmoid(logits)
+
+
+def max_abs_diff(tokenizer, model, session, texts: list[str], max_len: int) -> float:
+    """The largest probability difference over the parity batches."""
+    worst = 0.0
+    for batch in batches_for_parity(texts):
+        encoded = dict(
+            tokenizer(batch, padding=True, truncation=True, max_length=max_len, return_tensors="np")
+        )
+        diff = np.abs(torch_probs(model, encoded) - ort_probs(session, encoded)).max()
+        worst = max(worst, float(diff))
+    return worst
