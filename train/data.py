@@ -11,6 +11,7 @@ import polars as pl
 from train.errors import UserError
 
 JIGSAW_LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
+_ROW = "__data_row"  # 0-based data row, kept so messages name the right row after dropping
 
 
 @dataclass
@@ -28,9 +29,10 @@ def read_labelled_csv(
     label_names: list[str],
     drop_unlabeled: bool = False,
     limit: int | None = None,
+    flag: str = "--data",
 ) -> LabelledData:
     """Read texts and 0/1 labels; every problem becomes a UserError naming the file."""
-    frame = _read_csv(path)
+    frame = _read_csv(path, flag)
     missing = [c for c in [text_column, *label_names] if c not in frame.columns]
     if missing:
         found = ", ".join(frame.columns)
@@ -39,6 +41,7 @@ def read_labelled_csv(
             f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {found}); "
             f"pass {flag}"
         )
+    frame = frame.with_row_index(_ROW)
     if limit is not None:
         frame = frame.head(limit)
     frame, dropped = _handle_unlabeled(frame, path, label_names, drop_unlabeled)
@@ -50,9 +53,9 @@ def read_labelled_csv(
     return LabelledData(texts.to_list(), labels, list(label_names), empty, dropped)
 
 
-def _read_csv(path: Path) -> pl.DataFrame:
+def _read_csv(path: Path, flag: str) -> pl.DataFrame:
     if not path.is_file():
-        raise UserError(f"{path} does not exist; pass --data with a labelled CSV")
+        raise UserError(f"{path} does not exist; pass {flag} with a labelled CSV")
     if path.stat().st_size == 0:
         raise UserError(f"{path} is empty; give a CSV with a header and labelled rows")
     try:
@@ -70,27 +73,28 @@ def _handle_unlabeled(
     frame: pl.DataFrame, path: Path, label_names: list[str], drop_unlabeled: bool
 ) -> tuple[pl.DataFrame, int]:
     """Jigsaw's test labels use -1 for unscored rows: refuse them, or drop and count them."""
+    # fill_null: an empty label cell is not -1; without it the filter below drops the row silently.
     unlabeled = frame.select(
-        pl.any_horizontal(pl.col(c).str.strip_chars() == "-1" for c in label_names)
+        pl.any_horizontal(pl.col(c).str.strip_chars() == "-1" for c in label_names).fill_null(False)
     ).to_series()
     count = int(unlabeled.sum())
     if count and not drop_unlabeled:
         row = int(unlabeled.arg_true()[0]) + 1
         raise UserError(
-            f"{path} has {count} rows labelled -1 (unscored), the first at data row {row}; "
-            "pass --drop-unlabeled to leave them out"
+            f"{path} has {count} row{'s' * (count != 1)} labelled -1 (unscored), the first at "
+            f"data row {row}; pass --drop-unlabeled to leave them out"
         )
     return frame.filter(~unlabeled), count
 
 
 def _parse_labels(frame: pl.DataFrame, path: Path, label_names: list[str]) -> np.ndarray:
-    values = frame.select(pl.col(c).str.strip_chars() for c in label_names)
+    values = frame.select(_ROW, *(pl.col(c).str.strip_chars() for c in label_names))
     for name in label_names:
-        bad = values.with_row_index().filter(~pl.col(name).is_in(["0", "1"]).fill_null(False))
+        bad = values.filter(~pl.col(name).is_in(["0", "1"]).fill_null(False))
         if bad.height:
-            value, row = bad[name][0], int(bad["index"][0]) + 1
+            value, row = bad[name][0], int(bad[_ROW][0]) + 1
+            shown = "an empty value" if value is None else f"value {value!r}"
             raise UserError(
-                f"{path} column {name!r} has value {value!r} at data row {row}; "
-                "labels must be 0 or 1"
+                f"{path} column {name!r} has {shown} at data row {row}; labels must be 0 or 1"
             )
-    return values.select(pl.all().cast(pl.Int8)).to_numpy().astype(np.float32)
+    return values.select(pl.col(label_names).cast(pl.Int8)).to_numpy().astype(np.float32)

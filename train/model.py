@@ -21,6 +21,23 @@ def resolve_model_name(name: str) -> str:
     return name
 
 
+def check_model_arg(name: str) -> None:
+    """A --model that names a folder must be one written by save_pretrained; cheap, so early."""
+    path = Path(name)
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise UserError(
+            f"--model folder {name} has no config.json; pass a folder written by "
+            "save_pretrained, or a hub name"
+        )
+    # Hub names are "name" or "org/name"; anything else with a slash can only be a path.
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if not path.exists() and looks_like_path:
+        raise UserError(
+            f"--model folder {name} does not exist; pass --model with a local Hugging Face "
+            "folder, or a hub name"
+        )
+
+
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 

@@ -16,7 +16,7 @@ from train import loop, report, summary
 from train.data import LabelledData, read_labelled_csv
 from train.errors import UserError
 from train.metrics import best_f1_thresholds, roc_auc_report
-from train.model import load_model, load_tokenizer
+from train.model import check_model_arg, load_model, load_tokenizer
 from train.outputs import check_out_dir, staged_dir
 from train.tokens import encode
 
@@ -46,11 +46,14 @@ def run(
 ) -> dict:
     """Train, validate each epoch, keep the best epoch, and write the output folder."""
     check_out_dir(out, force)
+    check_model_arg(model)
     if len(set(labels)) != len(labels):
         raise UserError(f"--labels has a repeated name ({', '.join(labels)}); list each once")
     train_set = read_labelled_csv(data, text_column, labels, drop_unlabeled, limit)
     eval_set = (
-        read_labelled_csv(eval_data, text_column, labels, drop_unlabeled) if eval_data else None
+        read_labelled_csv(eval_data, text_column, labels, drop_unlabeled, flag="--eval-data")
+        if eval_data
+        else None
     )
     if len(train_set.texts) < 2:
         raise UserError(f"{data} has {len(train_set.texts)} row; training needs at least 2")

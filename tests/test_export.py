@@ -1,0 +1,202 @@
+"""End-to-end tests of `python -m export` on the tiny model: files, axes, parity, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from export import run as export_run
+from export.__main__ import main
+
+TEXTS = [
+    "ok",
+    "",
+    "You are an idiot and a stupid one.",
+    "Thanks for the citation about railways, much appreciated.",
+    "Ünïcödé and emoji 🙂 are fine.",
+    " ".join(["a very long comment that goes past the maximum length"] * 30),
+]
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory, trained_model_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("export") / "onnx"
+    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 0
+    return out
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_folder_is_self_contained(onnx_dir: Path, trained_model_dir: Path):
+    names = {p.name for p in onnx_dir.iterdir()}
+    assert {
+        "model.onnx",
+        "model_optimized.onnx",
+        "model_int8.onnx",
+        "config.json",
+        "tokenizer.json",
+        "thresholds.json",
+        "export.json",
+    } <= names
+    assert not any(n.startswith(".") or n.startswith("tmp") for n in names)
+    record = json.loads((onnx_dir / "export.json").read_text())
+    assert record["opset"] == 17
+    assert record["max_length"] == 64  # the training run's --max-len
+    assert set(record["variants"]) == {"fp32", "optimized", "int8"}
+    assert "fp16" in record["skipped"]  # no CUDA here: said, not silently missing
+    assert record["versions"]["onnxruntime"] == ort.__version__
+    assert record["source"] == str(trained_model_dir.resolve())
+    config = json.loads((onnx_dir / "config.json").read_text())
+    assert next(iter(config["id2label"].values())) == "toxic"
+    assert AutoTokenizer.from_pretrained(onnx_dir).model_max_length == 64
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model_optimized.onnx", "model_int8.onnx"])
+def test_axes_are_dynamic(onnx_dir: Path, name: str):
+    graph = onnx.load(str(onnx_dir / name)).graph
+    for value in graph.input:
+        dims = [d.dim_param for d in value.type.tensor_type.shape.dim]
+        assert dims == ["batch_size", "sequence_length"], value.name
+    assert next(d.dim_param for d in graph.output[0].type.tensor_type.shape.dim) == "batch_size"
+
+
+@pytest.mark.parametrize(("name", "atol"), [("model.onnx", 1e-4), ("model_optimized.onnx", 1e-4)])
+def test_probabilities_match_pytorch_for_any_batch(onnx_dir, trained_model_dir, name, atol):
+    tokenizer = AutoTokenizer.from_pretrained(onnx_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(trained_model_dir).eval()
+    session = _session(onnx_dir / name)  # one session, many shapes: the axes really are dynamic
+    for batch in ([TEXTS[0]], TEXTS[:3], TEXTS, [TEXTS[-1]]):
+        enc = tokenizer(batch, padding=True, truncation=True, max_length=64, return_tensors="np")
+        with torch.inference_mode():
+            ref = torch.sigmoid(model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits)
+        (logits,) = session.run(["logits"], dict(enc))
+        got = 1 / (1 + np.exp(-logits))
+        assert got.shape == (len(batch), 6)
+        np.testing.assert_allclose(got, ref.numpy(), atol=atol)
+
+
+def test_int8_is_smaller_and_close(onnx_dir: Path):
+    record = json.loads((onnx_dir / "export.json").read_text())
+    assert record["variants"]["int8"]["size_mb"] < record["variants"]["fp32"]["size_mb"]
+    assert record["variants"]["int8"]["max_abs_diff"] < 0.1
+
+
+def test_loads_with_optimum(onnx_dir: Path):
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(onnx_dir)
+    for file_name in ("model.onnx", "model_optimized.onnx"):
+        model = ORTModelForSequenceClassification.from_pretrained(onnx_dir, file_name=file_name)
+        logits = model(**tokenizer(TEXTS[:2], padding=True, return_tensors="pt")).logits
+        assert tuple(logits.shape) == (2, 6)
+
+
+def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_csv):
+    out = tmp_path / "onnx"
+    args = [
+        "--model",
+        str(trained_model_dir),
+        "--out",
+        str(out),
+        "--no-optimized",
+        "--eval-data",
+        str(labelled_csv),
+    ]
+    assert main(args) == 0
+    record = json.loads((out / "export.json").read_text())
+    assert set(record["variants"]) == {"fp32", "int8"}
+    assert not (out / "model_optimized.onnx").exists()
+    # The tiny model's probabilities nearly tie, so a 1e-7 difference can reorder a pair:
+    # check the probabilities themselves, and only that the AUC change is small.
+    assert record["eval"]["fp32"]["max_abs_diff"] < 1e-4
+    assert abs(record["eval"]["fp32"]["roc_auc_change"]) < 0.01
+    assert np.isfinite(record["eval"]["int8"]["roc_auc_change"])
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("export: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_missing_model_folder(tmp_path, capsys):
+    out = tmp_path / "onnx"
+    assert main(["--model", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert _error(capsys) == (
+        f"export: error: {tmp_path / 'nope'} is not a folder; pass --model "
+        "with the output of python -m train (artifacts/model by default)"
+    )
+    assert not out.exists()
+
+
+def test_folder_that_is_not_a_model(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "notes.txt").write_text("hello")
+    assert main(["--model", str(tmp_path / "m"), "--out", str(tmp_path / "onnx")]) == 2
+    assert "is not a saved model (no config.json or weights)" in _error(capsys)
+    assert not (tmp_path / "onnx").exists()
+
+
+@pytest.mark.parametrize("opset", ["9", "99"])
+def test_opset_onnxruntime_cannot_run(tmp_path, trained_model_dir, capsys, opset):
+    out = tmp_path / "onnx"
+    assert main(["--model", str(trained_model_dir), "--out", str(out), "--opset", opset]) == 2
+    assert f"--opset {opset} is outside what works here (14 to " in _error(capsys)
+    assert not out.exists()
+
+
+def test_out_with_content_needs_force(tmp_path, trained_model_dir, capsys):
+    out = tmp_path / "onnx"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 2
+    assert _error(capsys) == (
+        f"export: error: {out} already exists and is not empty; pass --force to replace it"
+    )
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_fp16_without_cuda_is_refused(tmp_path, trained_model_dir, capsys):
+    out = tmp_path / "onnx"
+    assert main(["--model", str(trained_model_dir), "--out", str(out), "--fp16"]) == 2
+    assert "--fp16 needs the CUDA execution provider" in _error(capsys)
+    assert not out.exists()
+
+
+def test_variant_over_its_limit_is_not_written(tmp_path, trained_model_dir, capsys, monkeypatch):
+    monkeypatch.setitem(export_run.LIMITS, "optimized", -1.0)  # any difference is too much
+    out = tmp_path / "onnx"
+    assert main(["--model", str(trained_model_dir), "--out", str(out), "--no-int8"]) == 1
+    assert "parity failed for optimized (max abs diff" in _error(capsys)
+    assert (out / "model.onnx").exists() and not (out / "model_optimized.onnx").exists()
+    assert "optimized" in json.loads((out / "export.json").read_text())["failed"]
+
+
+def test_fp32_over_its_limit_writes_nothing(tmp_path, trained_model_dir, capsys, monkeypatch):
+    monkeypatch.setitem(export_run.LIMITS, "fp32", -1.0)
+    out = tmp_path / "onnx"
+    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 1
+    assert "parity failed for fp32" in _error(capsys)
+    assert not out.exists()
+    assert not list(tmp_path.glob(".onnx.tmp-*"))
+
+
+def test_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "export", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "--opset" in done.stdout
