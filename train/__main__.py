@@ -67,7 +67,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     m.add_argument("--epochs", type=_positive, default=3)
     m.add_argument("--batch-size", type=_positive, default=32)
-    m.add_argument("--lr", type=float, default=2e-5)
+    m.add_argument("--lr", type=float, default=2e-5, help="learning rate of the encoder")
+    m.add_argument(
+        "--head-lr",
+        type=float,
+        default=1e-3,
+        help="learning rate of the new classification head (starts from scratch)",
+    )
     m.add_argument("--warmup-ratio", type=float, default=0.0)
     m.add_argument("--val-fraction", type=float, default=0.1)
     m.add_argument("--seed", type=int, default=42)
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             max_len=args.max_len,
             device=args.device,
             lr=args.lr,
+            head_lr=args.head_lr,
             warmup_ratio=args.warmup_ratio,
             epochs=args.epochs,
             batch_size=args.batch_size,

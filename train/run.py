@@ -34,6 +34,7 @@ def run(
     max_len: int = 128,
     device: str = "auto",
     lr: float = 2e-5,
+    head_lr: float = 1e-3,
     warmup_ratio: float = 0.0,
     epochs: int = 3,
     batch_size: int = 32,
@@ -83,7 +84,9 @@ def run(
     print(summary_text, flush=True)
 
     train_rows, val_rows = _split(len(train_set.texts), val_fraction, seed)
-    net = load_model(model, labels).to(precision.device)
+    net = load_model(model, labels)
+    loop.init_head_bias(net, train_set.labels[train_rows])
+    net = net.to(precision.device)
     result = _fit(
         net,
         encoded,
@@ -92,6 +95,7 @@ def run(
         val_rows,
         precision=precision,
         lr=lr,
+        head_lr=head_lr,
         warmup_ratio=warmup_ratio,
         epochs=epochs,
         batch_size=batch_size,
@@ -116,6 +120,7 @@ def run(
         "device": str(precision.device),
         "precision": precision.name,
         "lr": lr,
+        "head_lr": head_lr,
         "warmup_ratio": warmup_ratio,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -172,6 +177,7 @@ def _fit(
     *,
     precision,
     lr,
+    head_lr,
     warmup_ratio,
     epochs,
     batch_size,
@@ -189,7 +195,9 @@ def _fit(
     total = (
         steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
     )
-    optimizer, scheduler = loop.make_optimizer(net, lr, total, warmup_ratio, precision.device)
+    optimizer, scheduler = loop.make_optimizer(
+        net, lr, head_lr, total, warmup_ratio, precision.device
+    )
     rng = np.random.default_rng(seed)
     epochs_done, best, remaining = [], None, total
     for epoch in range(1, epochs + 1):
