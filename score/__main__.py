@@ -1,0 +1,131 @@
+"""Score a CSV or Parquet file of comments with the exported ONNX model into one Parquet file.
+
+python -m score comments.csv out.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from score.errors import UserError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m score",
+        description="Stream a CSV (or .parquet) file of comments through the exported "
+        "onnxruntime model into one Parquet file: the id column as read (or a 0-based `row` "
+        "column with --no-id-column), then one float32 probability per label, and with "
+        "--thresholds one boolean `<label>_flag` column per label (probability >= the "
+        "threshold saved at training). Rows keep their input order. "
+        "Example: python -m score comments.csv out.parquet --batch-size 128",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("input", type=Path, help="CSV with a header (UTF-8), or a .parquet file")
+    p.add_argument("output", type=Path, help="Parquet file, replaced only when scoring succeeds")
+    p.add_argument(
+        "--model", type=Path, default=Path("artifacts/onnx"), help="the export stage's folder"
+    )
+    p.add_argument("--text-column", default="comment_text")
+    p.add_argument("--id-column", default="id", help="copied to the output as read")
+    p.add_argument(
+        "--no-id-column",
+        dest="id_column",
+        action="store_const",
+        const=None,
+        help="the input has no id: write a 0-based `row` column instead",
+    )
+    p.add_argument(
+        "--provider",
+        choices=["auto", "cuda", "cpu"],
+        default="auto",
+        help="auto = CUDA when onnxruntime can use it, else CPU; cuda fails if it cannot",
+    )
+    p.add_argument(
+        "--variant",
+        choices=["auto", "fp32", "optimized", "fp16", "int8"],
+        default="auto",
+        help="auto = fp16 on CUDA when exported, else optimized, else fp32 (int8: CPU only, "
+        "opt-in)",
+    )
+    p.add_argument(
+        "--batch-size", type=_positive, default=None, help="default: 64 on CPU, 256 on CUDA"
+    )
+    p.add_argument(
+        "--max-len", type=_positive, default=None, help="tokens per comment (default: training's)"
+    )
+    p.add_argument(
+        "--chunk-rows", type=_positive, default=50_000, help="rows read, sorted and written at once"
+    )
+    p.add_argument(
+        "--threads", type=_positive, default=None, help="onnxruntime threads (default: its own)"
+    )
+    p.add_argument(
+        "--thresholds",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add a boolean <label>_flag column per label from the model's thresholds.json",
+    )
+    p.add_argument(
+        "--encoding",
+        choices=["utf8", "utf8-lossy"],
+        default="utf8",
+        help="utf8-lossy reads bytes that are not UTF-8 as U+FFFD instead of failing",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    return p.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C: no partial output is left
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("score").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    from score.run import run, summary_line  # heavy imports after --help and argument errors
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        summary = run(
+            input_path=args.input,
+            output_path=args.output,
+            model_dir=args.model,
+            text_column=args.text_column,
+            id_column=args.id_column,
+            provider=args.provider,
+            variant=args.variant,
+            batch_size=args.batch_size,
+            max_len=args.max_len,
+            chunk_rows=args.chunk_rows,
+            thresholds=args.thresholds,
+            encoding=args.encoding,
+            threads=args.threads,
+            quiet=args.quiet,
+        )
+    except UserError as e:
+        print(f"score: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"score: interrupted; {args.output} was not written", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(summary_line(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

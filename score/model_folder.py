@@ -1,0 +1,141 @@
+"""Read what scoring needs from the export folder: labels, max length, ONNX variants, thresholds.
+
+Everything comes from the folder that `python -m export` wrote; nothing is imported from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from score.errors import UserError
+
+log = logging.getLogger("score")
+
+VARIANT_FILES = {
+    "fp32": "model.onnx",
+    "optimized": "model_optimized.onnx",
+    "fp16": "model_fp16.onnx",
+    "int8": "model_int8.onnx",
+}
+# fp16 is fused for and checked on CUDA; int8 is quantized for the CPU's integer kernels.
+RUNS_ON = {"fp32": {"cpu", "cuda"}, "optimized": {"cpu", "cuda"}, "fp16": {"cuda"}, "int8": {"cpu"}}
+FIX_FOLDER = "pass --model with a folder written by python -m export"
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    path: Path
+    labels: list[str]
+    max_length: int  # the length used in training, from export.json or the tokenizer config
+    max_positions: int  # the model's position-embedding limit
+    variants: dict[str, Path]  # ONNX files present, by variant name
+    skipped: dict[str, str]  # variants export left out, with its reason
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.path / "tokenizer.json"
+
+
+def read_model_folder(path: Path) -> ModelFolder:
+    """Check the folder cheaply (no model is loaded) and read its labels and lengths."""
+    if not path.is_dir():
+        raise UserError(f"model folder {path} does not exist; {FIX_FOLDER}")
+    needed = ("config.json", "tokenizer.json", "model.onnx")
+    missing = [n for n in needed if not (path / n).is_file()]
+    if missing:
+        raise UserError(f"{path} has no {', '.join(missing)}; {FIX_FOLDER}")
+    config = _read_json(path / "config.json")
+    id2label = config.get("id2label") or {}
+    if not id2label:
+        raise UserError(f"{path}/config.json has no id2label; {FIX_FOLDER}")
+    export = _read_json(path / "export.json") if (path / "export.json").is_file() else {}
+    tokenizer_config = (
+        _read_json(path / "tokenizer_config.json")
+        if (path / "tokenizer_config.json").is_file()
+        else {}
+    )
+    max_length = export.get("max_length") or tokenizer_config.get("model_max_length")
+    if not isinstance(max_length, int) or max_length > 100_000:  # transformers' "no limit" is 1e30
+        raise UserError(
+            f"{path} records no max length (export.json or tokenizer_config.json); "
+            f"pass --max-len or {FIX_FOLDER}"
+        )
+    return ModelFolder(
+        path=path,
+        labels=[id2label[str(i)] for i in range(len(id2label))],
+        max_length=max_length,
+        max_positions=int(config.get("max_position_embeddings", max_length)),
+        variants={n: path / f for n, f in VARIANT_FILES.items() if (path / f).is_file()},
+        skipped=export.get("skipped", {}),
+    )
+
+
+def choose_variant(folder: ModelFolder, requested: str, provider: str) -> str:
+    """`auto`: fp16 on CUDA when exported, else the graph-optimized fp32, else plain fp32.
+
+    int8 is never the default: it must be asked for (see the README's measurements).
+    """
+    if requested == "auto":
+        order = ["fp16", "optimized", "fp32"] if provider == "cuda" else ["optimized", "fp32"]
+        return next(n for n in order if n in folder.variants)
+    if provider not in RUNS_ON[requested]:
+        other = "cuda" if provider == "cpu" else "cpu"
+        raise UserError(
+            f"--variant {requested} runs on {other.upper()} only and the provider is {provider}; "
+            f"pass --provider {other} or another --variant"
+        )
+    if requested not in folder.variants:
+        why = folder.skipped.get(requested, "not exported")
+        raise UserError(
+            f"{folder.path} has no {requested} variant ({VARIANT_FILES[requested]}: {why}); "
+            f"pass --variant with one of: {', '.join(folder.variants)}"
+        )
+    return requested
+
+
+def resolve_max_len(folder: ModelFolder, max_len: int | None) -> int:
+    """The training max length unless overridden; never beyond the position embeddings."""
+    if max_len is None:
+        return folder.max_length
+    if not 2 < max_len <= folder.max_positions:
+        raise UserError(
+            f"--max-len {max_len} is outside 3..{folder.max_positions} (the model's position "
+            f"embeddings); leave it out to use the training length {folder.max_length}"
+        )
+    if max_len != folder.max_length:
+        log.warning(
+            "--max-len %d differs from the training length %d: scores will shift",
+            max_len,
+            folder.max_length,
+        )
+    return max_len
+
+
+def read_thresholds(folder: ModelFolder) -> np.ndarray:
+    """Per-label decision thresholds saved at training, in label order (float32)."""
+    path = folder.path / "thresholds.json"
+    if not path.is_file():
+        raise UserError(
+            f"{folder.path} has no thresholds.json (python -m train writes it and export copies "
+            "it); export a trained model folder or drop --thresholds"
+        )
+    saved = _read_json(path)
+    missing = [n for n in folder.labels if "threshold" not in saved.get(n, {})]
+    if missing:
+        raise UserError(
+            f"{path} has no threshold for {', '.join(missing)}; re-export the trained model "
+            "or drop --thresholds"
+        )
+    return np.array([saved[n]["threshold"] for n in folder.labels], dtype=np.float32)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path} is not valid JSON ({e}); {FIX_FOLDER}") from None

@@ -1,0 +1,127 @@
+"""Tokenizer + one onnxruntime session -> probabilities, in length-sorted batches, input order kept.
+
+The fast tokenizer is read straight from tokenizer.json with `tokenizers` (no transformers, no
+torch); it gives the same ids as `AutoTokenizer` with truncation to the training max length.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from score.model_folder import choose_variant, read_model_folder, resolve_max_len
+from score.sessions import open_session, resolve_provider
+
+log = logging.getLogger("score")
+
+TOKENIZE_AT_ONCE = 1024  # Encoding objects cost ~8 KB each: flatten them every 1024 texts
+CUDA_BATCH_SIZE = 256
+
+
+@dataclass
+class Tokens:
+    """Token ids of many texts, ragged: text i is `ids[starts[i] : starts[i] + lengths[i]]`."""
+
+    ids: np.ndarray  # int32, all texts concatenated
+    starts: np.ndarray  # int64
+    lengths: np.ndarray  # int64, special tokens included, at most max_len
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+class Scorer:
+    """Scores texts with one ONNX variant of the exported model; reuse it, sessions are costly."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        variant: str = "auto",
+        provider: str = "auto",
+        batch_size: int = 64,
+        max_len: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        folder = read_model_folder(Path(model_dir))
+        self.labels: list[str] = folder.labels
+        self.max_len = resolve_max_len(folder, max_len)
+        self.provider: str = resolve_provider(provider)
+        self.variant: str = choose_variant(folder, variant, self.provider)
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(folder.tokenizer_file))
+        self.tokenizer.no_padding()  # padding happens per batch, to the longest text in it
+        self.tokenizer.enable_truncation(max_length=self.max_len)
+        self.session = open_session(folder.variants[self.variant], self.provider, threads)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        log.info(
+            "model %s: %s (%s) on %s, %d labels, max length %d",
+            folder.path,
+            self.variant,
+            folder.variants[self.variant].name,
+            self.session.get_providers()[0],
+            len(self.labels),
+            self.max_len,
+        )
+
+    def tokenize(self, texts: list[str]) -> Tokens:
+        """Token ids for each text (truncated to `max_len`), flattened to save memory."""
+        ids, lengths = [], []
+        for start in range(0, len(texts), TOKENIZE_AT_ONCE):
+            encodings = self.tokenizer.encode_batch_fast(texts[start : start + TOKENIZE_AT_ONCE])
+            lengths.extend(len(e) for e in encodings)
+            ids.extend(np.asarray(e.ids, dtype=np.int32) for e in encodings)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        starts = np.zeros_like(lengths)
+        np.cumsum(lengths[:-1], out=starts[1:])
+        flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
+        return Tokens(ids=flat, starts=starts, lengths=lengths)
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        """float32 probabilities, shape (len(texts), len(labels)), in input order."""
+        return self.predict_tokens(self.tokenize(texts))
+
+    def predict_tokens(self, tokens: Tokens) -> np.ndarray:
+        """Sort by length, run batches padded to their longest text, put rows back in order."""
+        probs = np.empty((len(tokens), len(self.labels)), dtype=np.float32)
+        order = np.argsort(tokens.lengths, kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            probs[rows] = sigmoid(self.run_batch(self.padded_batch(tokens, rows)))
+        return probs
+
+    def padded_batch(self, tokens: Tokens, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """int64 inputs for `rows`, padded with 0 to the longest of them."""
+        lengths = tokens.lengths[rows]
+        width = int(lengths.max())
+        if self.provider == "cuda":
+            width = -(-width // 8) * 8  # a multiple of 8 keeps fp16 matmuls on tensor cores
+        positions = np.arange(width)
+        mask = positions < lengths[:, None]
+        gather = np.minimum(tokens.starts[rows, None] + positions, max(len(tokens.ids) - 1, 0))
+        input_ids = np.where(mask, tokens.ids[gather], 0).astype(np.int64)
+        feed = {"input_ids": input_ids, "attention_mask": mask.astype(np.int64)}
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = np.zeros_like(input_ids)  # one segment per text: all 0
+        return feed
+
+    def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits for one batch; on CUDA through IO binding (inputs copied once, no output copy)."""
+        if self.provider != "cuda":
+            (logits,) = self.session.run(["logits"], feed)
+            return logits
+        binding = self.session.io_binding()
+        for name, array in feed.items():
+            binding.bind_cpu_input(name, array)
+        binding.bind_output("logits", "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """In float64 so large negative logits don't overflow, returned as float32."""
+    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)

@@ -1,0 +1,165 @@
+"""Stream a CSV or Parquet file as chunks of (ids, texts) in input order, in bounded memory.
+
+CSV: blocks of whole records parsed by Polars, every column as text (see csv_blocks.py).
+Parquet: pyarrow's batches, one row group at a time, only the id and text columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from score.csv_blocks import iter_blocks, read_header
+from score.errors import UserError
+from score.input_problems import describe_csv_failure
+
+
+@dataclass
+class Chunk:
+    start: int  # 0-based number of the chunk's first row in the input
+    ids: pa.Array  # the id column as read, or 0-based row numbers (int64)
+    texts: list[str]  # null texts become ""
+    empty: int  # rows whose text is null, empty or only whitespace
+
+
+@dataclass
+class InputFile:
+    path: Path
+    text_column: str
+    id_column: str | None  # None: number the rows
+    id_type: pa.DataType  # as read: text for CSV, the file's own type for Parquet
+    encoding: str = "utf8"
+    rows: int | None = None  # known up front for Parquet only
+    header: bytes = field(default=b"", repr=False)  # CSV only
+
+    @property
+    def is_csv(self) -> bool:
+        return self.path.suffix.lower() != ".parquet"
+
+
+def open_input(
+    path: Path, *, text_column: str, id_column: str | None, encoding: str = "utf8"
+) -> InputFile:
+    """Check the file and its columns (reads the header or the Parquet footer only)."""
+    if not path.is_file():
+        raise UserError(f"input file {path} does not exist; pass the path of a CSV or Parquet file")
+    source = InputFile(path, text_column, id_column, pa.int64(), encoding)
+    if source.is_csv:
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is empty (0 bytes); pass a CSV with a header and rows")
+        source.header, names = _csv_header(path, encoding)
+        types = dict.fromkeys(names, pa.string())
+    else:
+        source.rows, types = _parquet_footer(path)
+    for column, flag in ((text_column, "--text-column"), (id_column, "--id-column")):
+        if column is not None and column not in types:
+            also = " or --no-id-column to number the rows" if flag == "--id-column" else ""
+            raise UserError(
+                f'{path} has no column "{column}" (found: {", ".join(types)}); pass {flag}{also}'
+            )
+    if not _is_text(types[text_column]):
+        raise UserError(
+            f'{path}: column "{text_column}" holds {types[text_column]}, not text; '
+            "pass --text-column with the text column"
+        )
+    if id_column is not None:
+        source.id_type = types[id_column]
+    return source
+
+
+def iter_chunks(source: InputFile, chunk_rows: int) -> Iterator[Chunk]:
+    """Chunks of `chunk_rows` rows (the last one shorter), in order; located errors."""
+    start = 0
+    for frame in _rechunk(_frames(source, chunk_rows), chunk_rows):
+        yield _chunk(source, frame, start)
+        start += frame.height
+    if start == 0:
+        raise UserError(f"{source.path} has a header but no rows; nothing to score")
+
+
+def _frames(source: InputFile, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    """The id and text columns, as many rows at a time as the reader gives."""
+    columns = [c for c in (source.id_column, source.text_column) if c is not None]
+    if not source.is_csv:
+        try:
+            for batch in pq.ParquetFile(source.path).iter_batches(chunk_rows, columns=columns):
+                yield pl.from_arrow(batch)
+        except (pa.ArrowException, OSError) as e:
+            raise UserError(
+                f"{source.path} could not be read as Parquet ({_first_line(e)})"
+            ) from None
+        return
+    try:
+        for block in iter_blocks(source.path, source.header, source.encoding):
+            yield block.select(columns)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as e:
+        raise UserError(describe_csv_failure(source.path, source.encoding, e)) from None
+
+
+def _rechunk(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame]:
+    pending, count = [], 0
+    for frame in frames:
+        pending.append(frame)
+        count += frame.height
+        while count >= rows:
+            joined = pl.concat(pending)
+            yield joined.slice(0, rows)
+            pending, count = [joined.slice(rows)], count - rows
+    if count:
+        yield pl.concat(pending)
+
+
+def _chunk(source: InputFile, frame: pl.DataFrame, start: int) -> Chunk:
+    text = frame[source.text_column].cast(pl.String)
+    if source.id_column is None:
+        ids = pa.array(range(start, start + frame.height), type=pa.int64())
+    else:
+        ids = frame[source.id_column].to_arrow().cast(source.id_type)
+    return Chunk(
+        start=start,
+        ids=ids,
+        texts=text.fill_null("").to_list(),
+        empty=int((text.is_null() | (text.str.strip_chars() == "")).sum()),
+    )
+
+
+def _csv_header(path: Path, encoding: str) -> tuple[bytes, list[str]]:
+    try:
+        return read_header(path, encoding)
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as e:
+        raise UserError(describe_csv_failure(path, encoding, e)) from None
+
+
+def _parquet_footer(path: Path) -> tuple[int, dict[str, pa.DataType]]:
+    """Row count and column types, from the footer alone."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError) as e:
+        raise UserError(
+            f"{path} is not a Parquet file ({_first_line(e)}); pass a .parquet file, "
+            "or rename a CSV to .csv"
+        ) from None
+    if meta.num_rows == 0:
+        raise UserError(f"{path} has no rows; nothing to score")
+    schema = meta.schema.to_arrow_schema()
+    return meta.num_rows, {f.name: f.type for f in schema}
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+        or pa.types.is_null(kind)
+    )
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,77 @@
+"""onnxruntime sessions on an explicit provider, refusing onnxruntime's silent CPU fallback."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+from score.errors import UserError
+
+log = logging.getLogger("score")
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+CUDA_FIX = "install onnxruntime-gpu with the CUDA 12 libraries (nvidia-* pip packages)"
+
+
+def resolve_provider(requested: str) -> str:
+    """`auto`: CUDA when onnxruntime can really run on it, else the CPU; logs the choice."""
+    if requested == "cpu":
+        return "cpu"
+    usable = cuda_usable()
+    if requested == "cuda" and not usable:
+        raise UserError(
+            f"--provider cuda was asked for but onnxruntime cannot use CUDA here; {CUDA_FIX}, "
+            "or pass --provider cpu"
+        )
+    if requested == "auto":
+        log.info("provider auto: %s", "cuda" if usable else "cpu (no usable CUDA provider)")
+    return "cuda" if usable else "cpu"
+
+
+def open_session(path: Path, provider: str, threads: int | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # onnxruntime's notes about unused fusions are not news
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=[PROVIDERS[provider]])
+    # onnxruntime falls back to the CPU without raising when CUDA cannot start: look.
+    if session.get_providers()[0] != PROVIDERS[provider]:
+        raise UserError(
+            f"onnxruntime fell back to {session.get_providers()[0]} for {path.name} although "
+            f"{provider} was asked for; {CUDA_FIX}, or pass --provider cpu"
+        )
+    return session
+
+
+def cuda_usable() -> bool:
+    """True when onnxruntime-gpu can really run on CUDA here (its provider list alone can lie)."""
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        return False  # no NVIDIA device: skip loading CUDA libraries just to fail noisily
+    if hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* pip packages, without torch
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 10)
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    ort.set_default_logger_severity(4)  # the fallback warning is expected here, not news
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CUDAExecutionProvider"]
+        )
+    except Exception:  # a missing libcudart raises onnxruntime's own error types
+        return False
+    finally:
+        ort.set_default_logger_severity(2)
+    return session.get_providers()[0] == "CUDAExecutionProvider"

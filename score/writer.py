@@ -1,0 +1,87 @@
+"""Parquet output: one row group per chunk, written under a temporary name and renamed on success.
+
+A failed or interrupted run removes its temporary file and never touches an existing output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from score.errors import UserError
+
+FLAG_SUFFIX = "_flag"
+
+
+def check_output_path(output: Path, input_path: Path) -> None:
+    """Cheap checks before anything is loaded."""
+    if output.resolve() == input_path.resolve():
+        raise UserError(f"the output {output} is the input file; pass another output path")
+    if output.is_dir():
+        raise UserError(f"the output {output} is a folder; pass a file path such as out.parquet")
+    if not output.parent.is_dir():
+        raise UserError(f"the output folder {output.parent} does not exist; create it first")
+
+
+def output_schema(id_name: str, id_type: pa.DataType, labels: list[str], flags: bool) -> pa.Schema:
+    """The id (or row) column, a float32 probability per label, then `<label>_flag` booleans."""
+    names = [id_name, *labels, *([f"{n}{FLAG_SUFFIX}" for n in labels] if flags else [])]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise UserError(
+            f"output column {clash[0]!r} would appear twice (id column against label names); "
+            "pass another --id-column or --no-id-column"
+        )
+    fields = [pa.field(id_name, id_type)]
+    fields += [pa.field(n, pa.float32()) for n in labels]
+    if flags:
+        fields += [pa.field(f"{n}{FLAG_SUFFIX}", pa.bool_()) for n in labels]
+    return pa.schema(fields)
+
+
+def chunk_table(
+    schema: pa.Schema, ids: pa.Array, probs: np.ndarray, thresholds: np.ndarray | None
+) -> pa.Table:
+    columns = [ids, *(probs[:, i] for i in range(probs.shape[1]))]
+    if thresholds is not None:
+        columns += [probs[:, i] >= t for i, t in enumerate(thresholds)]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class ParquetOutput:
+    """Context manager: `write()` row groups, renamed over `path` only if the block succeeds."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.schema = schema
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def __enter__(self) -> ParquetOutput:
+        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        return self
+
+    def write(self, table: pa.Table) -> None:
+        self.writer.write_table(table, row_group_size=max(len(table), 1))  # one group per chunk
+        self.rows += len(table)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.writer.close()
+            if exc_type is None:
+                with open(self.tmp, "rb") as f:
+                    os.fsync(f.fileno())  # the data is on disk before the name points at it
+                os.replace(self.tmp, self.path)
+        finally:
+            self.tmp.unlink(missing_ok=True)
