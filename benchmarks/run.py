@@ -1,0 +1,195 @@
+"""`run()`: load the models once, time every engine on the same texts, score quality, report."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import engines as eng
+from benchmarks import machine, models, quality, report, targets, timing
+from benchmarks.errors import UserError
+from benchmarks.texts import DEFAULT_EVAL, DEFAULT_TEXTS, load_texts
+
+log = logging.getLogger("benchmarks")
+
+DEFAULT_ROWS = {"cpu": 2000, "cuda": 20000}
+DEFAULT_BATCH = {"cpu": 64, "cuda": 256}  # the scorer's defaults
+
+
+@dataclasses.dataclass
+class Settings:
+    command: str
+    device: str
+    model_dir: Path
+    onnx_dir: Path
+    bert_base: bool
+    rows: int
+    repeats: int
+    batch_size: int
+    threads: int
+    texts: Path | None  # None: generated texts
+    text_column: str
+    eval_data: Path | None  # None: no quality
+    eval_rows: int | None
+    seed: int
+
+
+def run(
+    *,
+    command: str = "all",
+    model_dir: Path = Path("artifacts/model"),
+    onnx_dir: Path = Path("artifacts/onnx"),
+    bert_base: bool = False,
+    device: str = "auto",
+    rows: int | None = None,
+    repeats: int = 3,
+    batch_size: int | None = None,
+    threads: int | None = None,
+    texts: Path | None = None,
+    text_column: str = "comment_text",
+    eval_data: Path | None = None,
+    eval_rows: int | None = None,
+    out: Path = Path("benchmarks/results"),
+    seed: int = 0,
+) -> dict:
+    """Measure, then write report.md, results.json and throughput.png under out/<device>/."""
+    device = resolve_device(device)
+    eval_data, notes = _eval_source(eval_data, command, bert_base)
+    s = Settings(
+        command=command,
+        device=device,
+        model_dir=model_dir,
+        onnx_dir=onnx_dir,
+        bert_base=bert_base,
+        rows=rows or DEFAULT_ROWS[device],
+        repeats=repeats,
+        batch_size=batch_size or DEFAULT_BATCH[device],
+        threads=threads or machine.usable_cores(),
+        texts=texts or (DEFAULT_TEXTS if DEFAULT_TEXTS.is_file() else None),
+        text_column=text_column,
+        eval_data=eval_data,
+        eval_rows=eval_rows,
+        seed=seed,
+    )
+    # Cheap things first: a bad folder or CSV fails before any model is built or loaded.
+    if not bert_base:
+        models.check_folders(model_dir, onnx_dir)
+    timed = load_texts(s.texts, s.rows, s.text_column, s.seed) if command != "quality" else None
+    with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
+        if bert_base:
+            from train.data import JIGSAW_LABELS
+
+            s.model_dir, s.onnx_dir = models.build_and_export_bert_base(
+                Path(tmp), device, list(JIGSAW_LABELS)
+            )
+        record = _measure(s, timed, Path(tmp))
+    record["notes"] = notes
+    record["targets"] = targets.check(record)
+    folder = out / machine.results_dir_name(record["env"])
+    report.write(folder, record)
+    log.info("wrote %s", folder)
+    return record
+
+
+def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    export_record = models.check_folders(s.model_dir, s.onnx_dir)
+    labels = export_record["labels"]
+    sample = (
+        quality.read_labelled(s.eval_data, s.text_column, labels, s.eval_rows)
+        if s.eval_data
+        else None
+    )
+    if s.device == "cpu":
+        torch.set_num_threads(s.threads)
+    env = machine.describe(s.device, s.threads)
+    log.info("device %s (%s), %d threads", s.device, env.get("gpu", env["cpu"]), s.threads)
+    model = models.load_torch_model(s.model_dir, s.device)
+    tokenizer = AutoTokenizer.from_pretrained(s.onnx_dir)
+    built = eng.make_engines(
+        device=s.device,
+        model=model,
+        tokenizer=tokenizer,
+        onnx_dir=s.onnx_dir,
+        export_record=export_record,
+        batch_size=s.batch_size,
+        threads=s.threads,
+        workdir=workdir,
+    )
+    settings = {
+        **{k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(s).items()},
+        "max_length": int(export_record["max_length"]),
+    }
+    if s.bert_base:
+        settings.update(model_dir="(temporary)", onnx_dir="(temporary)")
+    record = {
+        "settings": settings,
+        "model": models.describe_model(model),
+        "export": {k: export_record.get(k) for k in ("variants", "skipped", "versions")},
+        "missing_variants": eng.missing_variants(export_record, s.device),
+    }
+    if timed is not None:
+        record["texts"] = timed[1]
+        record["throughput"] = _throughput(built, timed[0], tokenizer, settings)
+    if sample is not None:
+        scored = [e for e in built if e.group != "end-to-end" and e.name != targets.SEED]
+        record["quality"] = {
+            **quality.evaluate(scored, *sample, labels),
+            "source": str(s.eval_data),
+        }
+    env["busy_after"] = machine.busy_cpus()
+    record["env"] = env
+    return record
+
+
+def _throughput(built: list, texts: list[str], tokenizer, settings: dict) -> dict:
+    profile = timing.token_profile(tokenizer, texts, settings["max_length"], settings["batch_size"])
+    timing.warm_up(built, texts, rows=4 * settings["batch_size"])
+    started = time.time()
+    seconds = timing.time_engines(built, texts, settings["repeats"], settings["device"])
+    reference = next(e for e in built if e.name == quality.REFERENCE).probs()
+    table = {}
+    for engine in built:
+        table[engine.name] = {
+            "group": engine.group,
+            "precision": engine.precision,
+            "batching": engine.batching,
+            "provider": engine.provider,
+            **engine.info,
+            **timing.summarize(seconds[engine.name], len(texts), profile["tokens"]),
+            "max_abs_diff": float(np.abs(engine.probs() - reference).max()),
+        }
+    return {"engines": table, "profile": profile, "wall_s": round(time.time() - started, 1)}
+
+
+def _eval_source(eval_data: Path | None, command: str, bert_base: bool):
+    """The labelled CSV, or None with the reason quality is skipped."""
+    if command == "throughput":
+        return None, []
+    if bert_base:
+        return None, ["quality skipped: the --bert-base model has random weights"]
+    if eval_data is None and not DEFAULT_EVAL.is_file():
+        if command == "quality":
+            raise UserError(f"no labelled CSV at {DEFAULT_EVAL}; pass --eval-data")
+        return None, [f"quality skipped: no labelled CSV at {DEFAULT_EVAL} (pass --eval-data)"]
+    return eval_data or DEFAULT_EVAL, []
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            "--device cuda was asked for but torch sees no CUDA device; run on a GPU machine "
+            "or pass --device cpu"
+        )
+    return device

@@ -1,0 +1,97 @@
+"""Warm up, then time every engine on the same texts, round-robin, and summarise the repeats."""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+
+import numpy as np
+
+log = logging.getLogger("benchmarks")
+
+
+def synchronizer(device: str):
+    """`torch.cuda.synchronize` before each clock read on CUDA, so queued kernels are counted."""
+    if device != "cuda":
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def warm_up(engines: list, texts: list[str], rows: int) -> None:
+    """One call per engine on an evenly spread subset (short and long texts alike)."""
+    picked = [texts[i] for i in np.linspace(0, len(texts) - 1, min(rows, len(texts)), dtype=int)]
+    for engine in engines:
+        log.info("warm-up   %-26s %d rows", engine.name, len(picked))
+        engine.prepare(picked)
+        engine()
+
+
+def time_engines(engines: list, texts: list[str], repeats: int, device: str) -> dict:
+    """Seconds per repeat for each engine; repeats interleave, so drifting load hits all alike."""
+    sync = synchronizer(device)
+    seconds: dict[str, list[float]] = {e.name: [] for e in engines}
+    for repeat in range(1, repeats + 1):
+        for engine in engines:
+            engine.prepare(texts)
+            sync()
+            start = time.perf_counter()
+            engine()
+            sync()
+            # The end-to-end engine reports its own clock (session load left out).
+            took = getattr(engine, "own_seconds", None) or time.perf_counter() - start
+            seconds[engine.name].append(took)
+            log.info(
+                "repeat %d/%d %-26s %8.2f s %9.1f rows/s",
+                repeat,
+                repeats,
+                engine.name,
+                took,
+                len(texts) / took,
+            )
+    return seconds
+
+
+def summarize(seconds: list[float], rows: int, tokens: int) -> dict:
+    """Median and spread of the repeats, as seconds and as rows/s and tokens/s."""
+    median = statistics.median(seconds)
+    return {
+        "seconds": [round(s, 4) for s in seconds],
+        "median_s": median,
+        "min_s": min(seconds),
+        "max_s": max(seconds),
+        "p90_s": float(np.percentile(seconds, 90)),
+        "spread_pct": 100 * (max(seconds) - min(seconds)) / median,
+        "rows_per_s": rows / median,
+        "rows_per_s_min": rows / max(seconds),
+        "rows_per_s_max": rows / min(seconds),
+        "tokens_per_s": tokens / median,
+    }
+
+
+def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) -> dict:
+    """Token counts and padding of each batching, and what tokenization alone costs."""
+    from benchmarks.engines import bucket_batches
+
+    start = time.perf_counter()
+    ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
+    batch_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for text in texts:
+        tokenizer.encode_plus(text, max_length=max_len, padding="max_length", truncation=True)
+    one_by_one_s = time.perf_counter() - start
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+    bucketed = sum(len(r) * int(lengths[r].max()) for r in bucket_batches(lengths, batch_size))
+    tokens = int(lengths.sum())
+    return {
+        "tokens": tokens,
+        "median_tokens": float(np.median(lengths)),
+        "truncated_share": float(np.mean([len(f) > max_len for f in full])),
+        "pad_factor_padded": len(texts) * max_len / tokens,
+        "pad_factor_bucketed": bucketed / tokens,
+        "tokenize_batch_rows_per_s": len(texts) / batch_s,
+        "tokenize_one_by_one_rows_per_s": len(texts) / one_by_one_s,
+    }
