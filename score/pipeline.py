@@ -46,14 +46,13 @@ class Pipeline:
             thread.start()
         try:
             self._stage(self.token_q, self.predict, self.write_q)
-            if not self.stop.is_set():  # no error: every stage finishes its last item
-                self._join(self.threads)
+            self._join(self.threads)  # no error: the writer drains; after one, all stop soon
         finally:  # an error anywhere, or KeyboardInterrupt here: every stage stops
             self.stop.set()
-            # Wait for the writer only (one row group at most), so that nobody writes while the
-            # caller removes the file. The reader and tokenizer may be inside a long call (a
-            # whole chunk's tokens): as daemon threads they stop after it, or die with the process.
-            self._join(self.threads[2:])
+            # Each stage's current call is short (a read block, 1024 texts to tokenize, one row
+            # group), so waiting is quick; nobody writes while the caller removes the file, and
+            # no thread is left inside native code when the interpreter exits.
+            self._join(self.threads)
         if self.errors:
             raise self.errors[0]
 

@@ -7,6 +7,7 @@ torch); it gives the same ids as `AutoTokenizer` with truncation to the training
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,10 +69,16 @@ class Scorer:
             self.max_len,
         )
 
-    def tokenize(self, texts: list[str]) -> Tokens:
-        """Token ids for each text (truncated to `max_len`), flattened to save memory."""
+    def tokenize(self, texts: list[str], stop: threading.Event | None = None) -> Tokens | None:
+        """Token ids for each text (truncated to `max_len`), flattened to save memory.
+
+        Returns None as soon as `stop` is set (checked every TOKENIZE_AT_ONCE texts), so an
+        interrupted run never waits for a whole chunk.
+        """
         ids, lengths = [], []
         for start in range(0, len(texts), TOKENIZE_AT_ONCE):
+            if stop is not None and stop.is_set():
+                return None
             encodings = self.tokenizer.encode_batch_fast(texts[start : start + TOKENIZE_AT_ONCE])
             lengths.extend(len(e) for e in encodings)
             ids.extend(np.asarray(e.ids, dtype=np.int32) for e in encodings)

@@ -96,8 +96,9 @@ def _score_file(source, scorer, output_path, schema, cut, chunk_rows: int, quiet
         disable=True if quiet else None,  # None: only on a terminal
     )
 
-    def tokenize(chunk: Chunk) -> tuple[Chunk, Tokens]:
-        return replace(chunk, texts=[]), scorer.tokenize(chunk.texts)  # the texts are done with
+    def tokenize(chunk: Chunk) -> tuple[Chunk, Tokens | None]:
+        tokens = scorer.tokenize(chunk.texts, stop=pipeline.stop)  # None once stopped
+        return replace(chunk, texts=[]), tokens  # the texts are done with
 
     def predict(item: tuple[Chunk, Tokens]) -> tuple[Chunk, np.ndarray]:
         chunk, tokens = item
@@ -112,7 +113,8 @@ def _score_file(source, scorer, output_path, schema, cut, chunk_rows: int, quiet
             counts["empty"] += chunk.empty
             bar.update(len(chunk.ids))
 
-        Pipeline(iter_chunks(source, chunk_rows), tokenize, predict, write).run()
+        pipeline = Pipeline(iter_chunks(source, chunk_rows), tokenize, predict, write)
+        pipeline.run()
     return counts
 
 

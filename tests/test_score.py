@@ -273,6 +273,23 @@ def test_bad_input_is_one_line_exit_2_and_no_output(
     assert list(out.parent.iterdir()) == []  # no output, no temporary file
 
 
+@pytest.mark.parametrize("block_bytes", [7, 64, 1000])
+def test_csv_blocks_cut_only_between_records(
+    monkeypatch: pytest.MonkeyPatch, mixed_csv: Path, block_bytes: int
+):
+    """Tiny read blocks end inside quoted multi-line fields: rows still come out whole."""
+    import score.csv_blocks
+    from score.reader import iter_chunks, open_input
+
+    monkeypatch.setattr(score.csv_blocks, "BLOCK_BYTES", block_bytes)
+    source = open_input(mixed_csv, text_column="comment_text", id_column="id")
+    chunks = list(iter_chunks(source, 4))
+    expected = pl.read_csv(mixed_csv, infer_schema=False)
+    assert [i for c in chunks for i in c.ids.to_pylist()] == expected["id"].to_list()
+    texts = [t for c in chunks for t in c.texts]
+    assert texts == expected["comment_text"].fill_null("").to_list()
+
+
 def test_unclosed_quote_deep_in_a_big_file_is_caught(
     tmp_path: Path, onnx_dir: Path, capsys: pytest.CaptureFixture
 ):
