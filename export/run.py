@@ -53,9 +53,10 @@ def run(
         for name in COPIED:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
-        record = _variants(model_dir, tmp, optimized=optimized, int8=int8, fp16=fp16)
+        tokenizer, model = _load_reference(model_dir, tmp)
+        record = _variants(tokenizer, model, tmp, optimized=optimized, int8=int8, fp16=fp16)
         if sample is not None:
-            record["eval"] = _evaluate(model_dir, tmp, record, sample)
+            record["eval"] = _evaluate(tokenizer, model, tmp, record, sample)
         record.update(
             source=str(model_dir.resolve()),
             opset=opset,
@@ -76,12 +77,16 @@ def run(
     return record
 
 
-def _variants(model_dir: Path, tmp: Path, *, optimized: bool, int8: bool, fp16: bool) -> dict:
+def _load_reference(model_dir: Path, tmp: Path):
+    """The exported tokenizer and the PyTorch model, loaded once for parity and evaluation."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tmp)
+    return tokenizer, AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+
+
+def _variants(tokenizer, model, tmp: Path, *, optimized: bool, int8: bool, fp16: bool) -> dict:
     max_len = int(tokenizer.model_max_length)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     record = {"max_length": max_len, "variants": {}, "failed": {}}
 
     def check(name: str, path: Path, provider: str, extra: dict | None = None) -> None:
@@ -131,11 +136,7 @@ def _variants(model_dir: Path, tmp: Path, *, optimized: bool, int8: bool, fp16: 
     return record
 
 
-def _evaluate(model_dir: Path, tmp: Path, record: dict, sample) -> dict:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tmp)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+def _evaluate(tokenizer, model, tmp: Path, record: dict, sample) -> dict:
     sessions = {
         n: open_session(tmp / v["file"], v["provider"]) for n, v in record["variants"].items()
     }
