@@ -1,6 +1,8 @@
-"""Score a CSV or Parquet file of comments with the exported ONNX model into one Parquet file.
+"""Score a CSV or Parquet file of comments with the exported ONNX model into one Parquet file,
+or many files on a Ray cluster into a folder of Parquet parts.
 
 python -m score comments.csv out.parquet
+python -m score part-1.csv part-2.csv out/ --engine ray
 """
 
 from __future__ import annotations
@@ -22,11 +24,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "column with --no-id-column), then one float32 probability per label, and with "
         "--thresholds one boolean `<label>_flag` column per label (probability >= the "
         "threshold saved at training). Rows keep their input order. "
-        "Example: python -m score comments.csv out.parquet --batch-size 128",
+        "Example: python -m score comments.csv out.parquet --batch-size 128. "
+        "With --engine ray, several files or folders go to an output folder holding "
+        "<input stem>/part-<first row>.parquet per input (see the README).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("input", type=Path, help="CSV with a header (UTF-8), or a .parquet file")
-    p.add_argument("output", type=Path, help="Parquet file, replaced only when scoring succeeds")
+    p.add_argument(
+        "inputs",
+        metavar="input",
+        nargs="+",
+        type=Path,
+        help="CSV with a header (UTF-8), or a .parquet file; with --engine ray also several "
+        "files, or folders (their *.csv and *.parquet files)",
+    )
+    p.add_argument(
+        "output",
+        type=Path,
+        help="Parquet file (a folder with --engine ray), replaced only when scoring succeeds",
+    )
     p.add_argument(
         "--model", type=Path, default=Path("artifacts/onnx"), help="the export stage's folder"
     )
@@ -77,7 +92,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="utf8-lossy reads bytes that are not UTF-8 as U+FFFD instead of failing",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-    return p.parse_args(argv)
+    ray = p.add_argument_group('scale-out on Ray (pip install -e ".[ray]")')
+    ray.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process, one file; ray: Ray Data over a cluster or a local Ray instance",
+    )
+    ray.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join: auto (the one this node belongs to) or ray://host:10001 "
+        "(default: start a local Ray instance)",
+    )
+    ray.add_argument(
+        "--num-workers",
+        type=_positive,
+        default=None,
+        help="model workers (default: one per GPU, or one per 4 CPUs of the cluster)",
+    )
+    ray.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=None,
+        help="GPUs each worker holds (default: 1 when the cluster has GPUs, else 0)",
+    )
+    args = p.parse_args(argv)
+    if args.engine == "local":
+        ray_only = [f for f in ("address", "num_workers", "gpus_per_worker") if getattr(args, f)]
+        if ray_only:
+            p.error(f"--{ray_only[0].replace('_', '-')} needs --engine ray")
+        if len(args.inputs) > 1 or args.inputs[0].is_dir():
+            p.error("the local engine scores one file; pass --engine ray for several or a folder")
+    return args
 
 
 def _positive(text: str) -> int:
@@ -85,6 +132,37 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
     return value
+
+
+def _score(args: argparse.Namespace) -> dict:
+    options = {
+        "model_dir": args.model,
+        "text_column": args.text_column,
+        "id_column": args.id_column,
+        "provider": args.provider,
+        "variant": args.variant,
+        "batch_size": args.batch_size,
+        "max_len": args.max_len,
+        "chunk_rows": args.chunk_rows,
+        "thresholds": args.thresholds,
+        "encoding": args.encoding,
+        "threads": args.threads,
+        "quiet": args.quiet,
+    }
+    if args.engine == "ray":
+        from score.ray_engine import run_ray
+
+        return run_ray(
+            inputs=args.inputs,
+            output=args.output,
+            address=args.address,
+            num_workers=args.num_workers,
+            gpus_per_worker=args.gpus_per_worker,
+            **options,
+        )
+    from score.run import run
+
+    return run(input_path=args.inputs[0], output_path=args.output, **options)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -95,26 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
     logging.getLogger("score").setLevel(logging.WARNING if args.quiet else logging.INFO)
-    from score.run import run, summary_line  # heavy imports after --help and argument errors
+    from score.run import summary_line  # heavy imports after --help and argument errors
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        summary = run(
-            input_path=args.input,
-            output_path=args.output,
-            model_dir=args.model,
-            text_column=args.text_column,
-            id_column=args.id_column,
-            provider=args.provider,
-            variant=args.variant,
-            batch_size=args.batch_size,
-            max_len=args.max_len,
-            chunk_rows=args.chunk_rows,
-            thresholds=args.thresholds,
-            encoding=args.encoding,
-            threads=args.threads,
-            quiet=args.quiet,
-        )
+        summary = _score(args)
     except UserError as e:
         print(f"score: error: {e}", file=sys.stderr)
         return 2

@@ -35,39 +35,13 @@ class Tokens:
         return len(self.lengths)
 
 
-class Scorer:
-    """Scores texts with one ONNX variant of the exported model; reuse it, sessions are costly."""
+class TextTokenizer:
+    """The model's fast tokenizer, truncating to `max_len`, without padding (batches pad later)."""
 
-    def __init__(
-        self,
-        model_dir: Path,
-        *,
-        variant: str = "auto",
-        provider: str = "auto",
-        batch_size: int = 64,
-        max_len: int | None = None,
-        threads: int | None = None,
-    ) -> None:
-        folder = read_model_folder(Path(model_dir))
-        self.labels: list[str] = folder.labels
-        self.max_len = resolve_max_len(folder, max_len)
-        self.provider: str = resolve_provider(provider)
-        self.variant: str = choose_variant(folder, variant, self.provider)
-        self.batch_size = batch_size
-        self.tokenizer = Tokenizer.from_file(str(folder.tokenizer_file))
+    def __init__(self, tokenizer_file: Path, max_len: int) -> None:
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
         self.tokenizer.no_padding()  # padding happens per batch, to the longest text in it
-        self.tokenizer.enable_truncation(max_length=self.max_len)
-        self.session = open_session(folder.variants[self.variant], self.provider, threads)
-        self.input_names = {i.name for i in self.session.get_inputs()}
-        log.info(
-            "model %s: %s (%s) on %s, %d labels, max length %d",
-            folder.path,
-            self.variant,
-            folder.variants[self.variant].name,
-            self.session.get_providers()[0],
-            len(self.labels),
-            self.max_len,
-        )
+        self.tokenizer.enable_truncation(max_length=max_len)
 
     def tokenize(self, texts: list[str], stop: threading.Event | None = None) -> Tokens | None:
         """Token ids for each text (truncated to `max_len`), flattened to save memory.
@@ -87,6 +61,42 @@ class Scorer:
         np.cumsum(lengths[:-1], out=starts[1:])
         flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
         return Tokens(ids=flat, starts=starts, lengths=lengths)
+
+
+class Scorer:
+    """Scores texts with one ONNX variant of the exported model; reuse it, sessions are costly."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        variant: str = "auto",
+        provider: str = "auto",
+        batch_size: int = 64,
+        max_len: int | None = None,
+        threads: int | None = None,
+    ) -> None:
+        folder = read_model_folder(Path(model_dir))
+        self.labels: list[str] = folder.labels
+        self.max_len = resolve_max_len(folder, max_len)
+        self.provider: str = resolve_provider(provider)
+        self.variant: str = choose_variant(folder, variant, self.provider)
+        self.batch_size = batch_size
+        self.tokenizer = TextTokenizer(folder.tokenizer_file, self.max_len)
+        self.session = open_session(folder.variants[self.variant], self.provider, threads)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        log.info(
+            "model %s: %s (%s) on %s, %d labels, max length %d",
+            folder.path,
+            self.variant,
+            folder.variants[self.variant].name,
+            self.session.get_providers()[0],
+            len(self.labels),
+            self.max_len,
+        )
+
+    def tokenize(self, texts: list[str], stop: threading.Event | None = None) -> Tokens | None:
+        return self.tokenizer.tokenize(texts, stop)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """float32 probabilities, shape (len(texts), len(labels)), in input order."""

@@ -124,8 +124,13 @@ def _chunk(source: InputFile, frame: pl.DataFrame, start: int) -> Chunk:
         start=start,
         ids=ids,
         texts=text.fill_null("").to_list(),
-        empty=int((text.is_null() | (text.str.strip_chars() == "")).sum()),
+        empty=int(blank_texts(text).sum()),
     )
+
+
+def blank_texts(text: pl.Series) -> pl.Series:
+    """True where a text is null, empty or only whitespace (scored as empty text, and counted)."""
+    return text.is_null() | (text.str.strip_chars() == "")
 
 
 def _csv_header(path: Path, encoding: str) -> tuple[bytes, list[str]]:

@@ -195,3 +195,13 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: 
     argv = ["--data", str(data), "--eval-data", str(eval_data), "--model", str(tiny_model_dir)]
     assert main([*argv, *QUICK_TRAIN_FLAGS, "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny model exported by `python -m export` with the optimized and int8 variants."""
+    from export.run import run as export
+
+    out = tmp_path_factory.mktemp("score-export") / "onnx"
+    export(model_dir=tiny_model_dir, out=out, opset=17, optimized=True, int8=True, force=True)
+    return out

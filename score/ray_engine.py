@@ -1,0 +1,272 @@
+"""`--engine ray`: score many files on a Ray cluster, or a local Ray instance, with the local code.
+
+Every input is checked here first with the single-machine checks, so bad input gets the same
+message before any worker starts. Ray Data then streams: CPU tasks read and tokenize chunks
+(score.ray_workers.read_inputs), a fixed pool of actors runs the model and writes Parquet parts
+(ChunkScorer), and the parts are checked to cover every input row before the folder is renamed
+into place. Ray retries the tasks of a worker that dies; a part rewritten by a retry keeps its name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from score.errors import UserError
+from score.input_list import expand_inputs
+from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
+from score.output_folder import check_output_folder, check_parts, commit, staging_folder
+from score.reader import open_input
+from score.writer import output_schema
+
+log = logging.getLogger("score")
+
+CPU_THREADS_PER_WORKER = 4  # onnxruntime threads of one CPU worker (fewer where a node has fewer)
+# Reading and tokenizing take about 1% of a CPU worker's time. Their tasks ask for half a CPU:
+# a request unlike the actors' keeps Ray from fusing the two stages into one serial actor, and
+# leaves room for a reader beside a worker on a 2-core machine.
+READ_CPUS = 0.5
+INSTALL = 'pip install -e ".[ray]"'
+
+
+def run_ray(
+    *,
+    inputs: list[Path],
+    output: Path,
+    model_dir: Path,
+    text_column: str = "comment_text",
+    id_column: str | None = "id",
+    provider: str = "auto",
+    variant: str = "auto",
+    batch_size: int | None = None,
+    max_len: int | None = None,
+    chunk_rows: int = 50_000,
+    thresholds: bool = False,
+    encoding: str = "utf8",
+    threads: int | None = None,
+    address: str | None = None,
+    num_workers: int | None = None,
+    gpus_per_worker: float | None = None,
+    quiet: bool = False,
+) -> dict:
+    """Score every row of every input into OUTPUT/<input stem>/part-*.parquet; return a summary."""
+    ray = _import_ray()
+    options = {"text_column": text_column, "id_column": id_column, "encoding": encoding}
+    files = [f.resolve() for f in expand_inputs(inputs)]
+    sources = [open_input(f, **options) for f in files]
+    _check_same_id_type(sources)
+    check_output_folder(output)
+    folder = read_model_folder(model_dir)
+    if thresholds:
+        read_thresholds(folder)
+    if provider != "auto":
+        choose_variant(folder, variant, provider)  # --variant/--provider clashes, before Ray starts
+    output_schema(id_column or "row", sources[0].id_type, folder.labels, thresholds)
+    max_len = resolve_max_len(folder, max_len)
+
+    started = time.perf_counter()
+    _start_ray(ray, address, quiet)
+    try:
+        ray_start_s = time.perf_counter() - started
+        gpus = _gpus_per_worker(ray, provider, gpus_per_worker)
+        workers = num_workers or _default_workers(ray, gpus)
+        staging = staging_folder(output)
+        try:
+            parts = _execute(
+                ray,
+                files=files,
+                staging=staging,
+                options=options,
+                chunk_rows=chunk_rows,
+                tokenizer_file=str(folder.tokenizer_file.resolve()),
+                max_len=max_len,
+                workers=workers,
+                gpus=gpus,
+                actor={
+                    "staging": str(staging),
+                    "model_dir": str(model_dir.resolve()),
+                    "id_name": id_column or "row",
+                    "thresholds": thresholds,
+                    "variant": variant,
+                    "provider": provider,
+                    "batch_size": batch_size,
+                    "max_len": max_len,
+                    "threads": threads,
+                },
+                quiet=quiet,
+            )
+            summary = check_parts(parts)
+            manifest = _manifest(files, summary, parts, folder.labels, model_dir)
+            commit(staging, output, manifest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        ray.shutdown()
+    seconds = time.perf_counter() - started
+    rows = sum(entry["rows"] for entry in summary.values())
+    return {
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds, 1),
+        "ray_start_s": round(ray_start_s, 3),
+        "provider": manifest["provider"],
+        "variant": manifest["variant"],
+        "empty_texts": sum(entry["empty_texts"] for entry in summary.values()),
+        "output": str(output),
+        "inputs": len(files),
+        "workers": workers,
+        "gpus_per_worker": gpus,
+    }
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise UserError(f"--engine ray needs Ray Data, which is not installed: {INSTALL}") from None
+    return ray
+
+
+def _check_same_id_type(sources: list) -> None:
+    kinds = {str(s.id_type) for s in sources}
+    if len(kinds) > 1:
+        found = ", ".join(f"{s.path.name}: {s.id_type}" for s in sources)
+        raise UserError(
+            f"the inputs' id columns have different types ({found}); score them in separate runs "
+            "or convert the ids to one type"
+        )
+
+
+def _start_ray(ray, address: str | None, quiet: bool) -> None:
+    """Join the cluster at `address`, or start a local instance for this run alone."""
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        logging_level=logging.ERROR if quiet else logging.WARNING,
+        log_to_driver=not quiet,
+        configure_logging=True,
+    )
+    for name in ("ray", "ray.data"):
+        if quiet:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(_no_errors)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = not quiet
+    context.print_on_execution_start = False
+    context.execution_options.verbose_progress = False
+
+
+def _no_errors(record: logging.LogRecord) -> bool:
+    """Ray logs a failed task's traceback before raising; the error is reported once, by us."""
+    return record.levelno < logging.ERROR
+
+
+def _gpus_per_worker(ray, provider: str, requested: float | None) -> float:
+    """0 on the CPU; 1 when the cluster has GPUs and CUDA may be used; never more than exist."""
+    cluster_gpus = ray.cluster_resources().get("GPU", 0)
+    if provider == "cpu":
+        if requested:
+            raise UserError("--gpus-per-worker needs --provider auto or cuda, not cpu")
+        return 0
+    if requested is None:
+        requested = 1 if cluster_gpus else 0
+    if provider == "cuda" and not requested:
+        raise UserError(
+            f"--provider cuda but the Ray cluster has {cluster_gpus:g} GPUs for the workers; "
+            "start Ray on GPU nodes, pass --gpus-per-worker, or pass --provider cpu"
+        )
+    if requested > cluster_gpus:
+        raise UserError(
+            f"--gpus-per-worker {requested:g} but the Ray cluster has {cluster_gpus:g} GPUs; "
+            "pass a smaller --gpus-per-worker or --provider cpu"
+        )
+    return requested
+
+
+def _default_workers(ray, gpus: float) -> int:
+    resources = ray.cluster_resources()
+    if gpus:
+        return max(1, int(resources.get("GPU", 0) // gpus))
+    return max(1, int(resources.get("CPU", 1) // CPU_THREADS_PER_WORKER))
+
+
+def _execute(
+    ray,
+    *,
+    files,
+    staging,
+    options,
+    chunk_rows,
+    tokenizer_file,
+    max_len,
+    workers,
+    gpus,
+    actor,
+    quiet,
+) -> list[dict]:
+    """Run the Ray Data pipeline; a worker's UserError comes back as itself, not a traceback."""
+    from score.ray_workers import ChunkScorer, read_inputs
+
+    if not gpus and actor["threads"] is None:
+        actor["threads"] = min(CPU_THREADS_PER_WORKER, os.cpu_count() or 1)
+    dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
+    dataset = dataset.map_batches(
+        read_inputs,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs={
+            "options": options,
+            "chunk_rows": chunk_rows,
+            "tokenizer_file": tokenizer_file,
+            "max_len": max_len,
+        },
+        num_cpus=READ_CPUS,
+    )
+    dataset = dataset.map_batches(
+        ChunkScorer,
+        batch_size=chunk_rows,
+        batch_format="pyarrow",
+        fn_constructor_kwargs=actor,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_gpus=gpus or None,
+        num_cpus=1,  # a reservation for Ray's bookkeeping; onnxruntime runs `threads` threads
+    )
+    try:
+        return dataset.take_all()
+    except Exception as e:
+        found = _user_error(e)
+        if found is not None:
+            raise found from None
+        raise
+
+
+def _user_error(error: BaseException | None) -> UserError | None:
+    """The UserError a worker raised, however deep Ray wrapped it (the innermost one is the
+    worker's own, with just the message)."""
+    found, seen = None, set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, UserError):
+            found = error
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    if found is None or not found.args:
+        return None
+    return UserError(str(found.args[0]).splitlines()[0])  # Ray appends its retry notes
+
+
+def _manifest(files, summary, parts, labels, model_dir) -> dict:
+    by_stem = {f.stem: str(f) for f in files}
+    return {
+        "inputs": {by_stem[stem]: entry for stem, entry in summary.items()},
+        "rows": sum(entry["rows"] for entry in summary.values()),
+        "labels": labels,
+        "model": str(model_dir),
+        "provider": parts[0]["provider"],
+        "variant": parts[0]["variant"],
+        "order": "part names sort in input order; rows in a part keep input order",
+    }

@@ -1,0 +1,114 @@
+"""`python -m score ... --engine ray` in local mode on the tiny model: the same rows and
+probabilities as the single-machine scorer, and the same messages for bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import COMMENTS_HEADER, comment_rows, write_csv
+
+from score.__main__ import main
+from train.data import JIGSAW_LABELS
+
+pytest.importorskip("ray.data", reason="needs the ray extra: pip install -e '.[ray]'")
+
+LONG = " ".join(["a comment long enough to be cut at the max length"] * 10)
+
+
+def _inputs(folder: Path) -> tuple[Path, Path]:
+    folder.mkdir()
+    rows = comment_rows()
+    first = write_csv(folder / "first.csv", COMMENTS_HEADER, [*rows, ["x1", None], ["x2", LONG]])
+    second = write_csv(folder / "second.csv", COMMENTS_HEADER, [[f"s{r[0]}", r[1]] for r in rows])
+    return first, second
+
+
+def _local(tmp_path: Path, onnx_dir: Path, source: Path, *extra: str) -> pl.DataFrame:
+    out = tmp_path / f"{source.stem}-local.parquet"
+    argv = [str(source), str(out), "--model", str(onnx_dir), "--quiet", *extra]
+    assert main(argv) == 0
+    return pl.read_parquet(out)
+
+
+def test_ray_local_mode_matches_the_single_machine_scorer(
+    tmp_path: Path, onnx_dir: Path, capsys: pytest.CaptureFixture
+):
+    first, second = _inputs(tmp_path / "in")
+    out = tmp_path / "scored"
+    flags = ["--chunk-rows", "7", "--max-len", "32"]
+    argv = [str(first), str(second), str(out), "--model", str(onnx_dir), "--engine", "ray"]
+    assert main([*argv, "--num-workers", "1", "--quiet", *flags]) == 0
+    assert "on cpu with the optimized model" in capsys.readouterr().out
+
+    manifest = json.loads((out / "_manifest.json").read_text())
+    for source in (first, second):
+        expected = _local(tmp_path, onnx_dir, source, *flags)
+        parts = sorted((out / source.stem).glob("part-*.parquet"))
+        assert len(parts) == -(-expected.height // 7)  # one part per chunk, named in input order
+        got = pl.concat([pl.read_parquet(p) for p in parts])
+        assert got.columns == ["id", *JIGSAW_LABELS]
+        assert got["id"].to_list() == expected["id"].to_list()
+        probs = got.select(JIGSAW_LABELS).to_numpy()
+        np.testing.assert_allclose(probs, expected.select(JIGSAW_LABELS).to_numpy(), atol=1e-6)
+        entry = manifest["inputs"][str(source.resolve())]
+        assert entry["rows"] == expected.height
+    blank = sum(1 for _, text in comment_rows() if text is None or not text.strip())
+    assert manifest["inputs"][str(first.resolve())]["empty_texts"] == blank + 1
+    assert manifest["rows"] == len(comment_rows()) * 2 + 2
+
+
+def test_a_bad_row_found_by_a_worker_gets_the_local_message_and_no_output(
+    tmp_path: Path, onnx_dir: Path, capsys: pytest.CaptureFixture
+):
+    first, _ = _inputs(tmp_path / "in")
+    broken = tmp_path / "in" / "broken.csv"
+    broken.write_text(first.read_text() + 'r99,"a quote that never closes\n')
+    common = ["--model", str(onnx_dir), "--chunk-rows", "8"]
+    assert main([str(broken), str(tmp_path / "local.parquet"), *common]) == 2
+    local_error = capsys.readouterr().err.strip()
+    out = tmp_path / "scored"
+    assert main([str(tmp_path / "in"), str(out), *common, "--engine", "ray", "--quiet"]) == 2
+    ray_error = capsys.readouterr().err.strip().splitlines()
+    assert ray_error[-1] == local_error and "never closes" in local_error
+    assert not out.exists() and not list(tmp_path.glob(".scored*"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--text-column", "text"], 'has no column "text" (found: id, comment_text)'),
+        (["--provider", "cpu", "--variant", "fp16"], "--variant fp16 runs on CUDA only"),
+    ],
+)
+def test_inputs_are_checked_before_ray_starts(
+    tmp_path: Path, onnx_dir: Path, capsys: pytest.CaptureFixture, extra: list, fragment: str
+):
+    first, second = _inputs(tmp_path / "in")
+    argv = [str(first), str(second), str(tmp_path / "o"), "--model", str(onnx_dir)]
+    assert main([*argv, "--engine", "ray", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("score: error: ") and fragment in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_without_ray_the_message_says_how_to_install_it(
+    tmp_path: Path, onnx_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+):
+    first, second = _inputs(tmp_path / "in")
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets without the extra
+    argv = [str(first), str(second), str(tmp_path / "o"), "--model", str(onnx_dir)]
+    assert main([*argv, "--engine", "ray"]) == 2
+    assert 'pip install -e ".[ray]"' in capsys.readouterr().err
+
+
+def test_several_inputs_need_the_ray_engine(tmp_path: Path, capsys: pytest.CaptureFixture):
+    first, second = _inputs(tmp_path / "in")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(first), str(second), str(tmp_path / "o.parquet")])
+    assert exit_info.value.code == 2
+    assert "pass --engine ray" in capsys.readouterr().err
