@@ -130,6 +130,7 @@ def _throughput(record: dict) -> list[str]:
         f"Tokenizer alone: {p['tokenize_batch_rows_per_s']:,.0f} rows/s in one batch call, "
         f"{p['tokenize_one_by_one_rows_per_s']:,.0f} rows/s one by one (encode_plus).",
         "",
+        *_ceiling_lines(block.get("ceiling")),
         f"![rows/s per engine]({CHART})",
         "",
     ]
@@ -214,3 +215,22 @@ def chart(record: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _ceiling_lines(c: dict | None) -> list[str]:
+    """The arithmetic: useful GFLOP/s per engine against a bare GEMM of the model's shape."""
+    if not c:
+        return []
+    gemm = c["gemm"]["gflops"]
+    rates = ", ".join(
+        f"{name} {rate:,.1f} ({100 * rate / gemm:.0f}%)"
+        for name, rate in c["useful_gflops"].items()
+    )
+    return [
+        f"Arithmetic: {c['flop_per_token'] / 1e6:.1f} MFLOP per real token (encoder linear layers "
+        f"and attention). A bare {c['gemm']['dtype']} matrix multiply of the model's feed-forward "
+        f"shape, {c['gemm']['shape']}, runs at {gemm:,.1f} GFLOP/s on this device. Useful "
+        f"GFLOP/s (real tokens only) and their share of that: {rates}. int8 engines do integer "
+        "arithmetic, to which the fp32 figure is only a rough guide.",
+        "",
+    ]

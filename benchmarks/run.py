@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import ceiling, machine, models, quality, report, targets, timing
 from benchmarks import engines as eng
-from benchmarks import machine, models, quality, report, targets, timing
 from benchmarks.errors import UserError
 from benchmarks.texts import DEFAULT_EVAL, DEFAULT_TEXTS, load_texts
 
@@ -138,6 +138,14 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     if timed is not None:
         record["texts"] = timed[1]
         record["throughput"] = _throughput(built, timed[0], tokenizer, settings)
+        record["throughput"]["ceiling"] = ceiling.measure(
+            model.config,
+            s.device,
+            record["throughput"]["profile"]["tokens"],
+            len(timed[0]),
+            s.batch_size,
+            record["throughput"]["engines"],
+        )
     if sample is not None:
         scored = [e for e in built if e.group != "end-to-end" and e.name != targets.SEED]
         record["quality"] = {

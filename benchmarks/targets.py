@@ -138,6 +138,7 @@ def reading(record: dict) -> list[str]:
         else f"Tokenizing alone runs at {profile['tokenize_batch_rows_per_s']:,.0f} rows/s, close "
         "to the fastest engine: tokenization limits the end-to-end rate."
     )
+    lines.append(_ceiling_line(record))
     for row in check(record):
         if row["met"] is False:
             lines.append(f"Missed: {row['target']}: {row['measured']}, {row['gap']}.")
@@ -214,4 +215,22 @@ def _load_line(record: dict) -> str:
         f"Another process kept about {cores:.1f} of {env.get('cores')} cores busy "
         f"(before: {busy[0].get('cores_busy')}, after: {busy[1].get('cores_busy')}): the CPU "
         "figures are lower than an idle machine gives, and the ratios noisier."
+    )
+
+
+def _ceiling_line(record: dict) -> str | None:
+    """How close the fp32 engines are to the device's matrix-multiply rate, and what that means."""
+    c = record["throughput"].get("ceiling")
+    useful = (c or {}).get("useful_gflops", {})
+    if TORCH not in useful:
+        return None
+    gemm = c["gemm"]["gflops"]
+    share = useful[TORCH] / gemm
+    return (
+        f"PyTorch fp32 with length bucketing already does {useful[TORCH]:,.1f} useful GFLOP/s, "
+        f"{100 * share:.0f}% of the {gemm:,.1f} GFLOP/s a bare {c['gemm']['dtype']} matrix "
+        f"multiply of the model's shape reaches here, so no runtime can run the same "
+        f"arithmetic more than {1 / share:.1f}x faster on this device; beyond that only less "
+        "arithmetic (a shorter max length, a smaller model) or cheaper arithmetic (int8 on a "
+        "CPU with VNNI or AMX, fp16 on a GPU) helps."
     )

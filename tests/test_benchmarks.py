@@ -79,6 +79,15 @@ def test_cpu_run_writes_every_engine_with_finite_figures(cpu_run):
     assert record["texts"]["rows"] == 24
     assert record["texts"]["repeated"] is False  # 24 of the file's 70 rows
     assert record["env"]["threads"] == 1
+    ceiling = record["throughput"]["ceiling"]
+    assert ceiling["gemm"]["gflops"] > 0 and ceiling["gemm"]["dtype"] == "float32"
+    assert list(ceiling["useful_gflops"]) == CPU_ENGINES
+    # The tiny model (hidden 32, inner 37, 2 layers): 2*(4*32*32 + 2*32*37) per layer, plus
+    # attention over the mean length; checked against the formula by hand, not re-derived.
+    tokens = record["throughput"]["profile"]["tokens"]
+    assert ceiling["flop_per_token"] == pytest.approx(
+        2 * (2 * (4 * 32 * 32 + 2 * 32 * 37) + 2 * 2 * (tokens / 24) * 32), rel=1e-3
+    )
 
 
 def test_every_engine_agrees_with_pytorch(cpu_run):
