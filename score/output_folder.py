@@ -85,10 +85,11 @@ def check_parts(parts: list[dict]) -> dict[str, dict]:
 
 
 def commit(staging: Path, out: Path, manifest: dict) -> None:
-    """Drop stray parts of failed attempts, write the manifest, put the folder in place."""
+    """Drop what failed attempts left (stray parts, a killed worker's temporary file), write
+    the manifest, put the folder in place."""
     keep = {p for entry in manifest["inputs"].values() for p in entry["parts"]}
-    for path in staging.rglob("*.parquet"):
-        if str(path.relative_to(staging)) not in keep:
+    for path in staging.rglob("*"):
+        if path.is_file() and str(path.relative_to(staging)) not in keep:
             path.unlink()
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     if out.exists():

@@ -10,7 +10,6 @@ into place. Ray retries the tasks of a worker that dies; a part rewritten by a r
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -19,12 +18,12 @@ from score.errors import UserError
 from score.input_list import expand_inputs
 from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
 from score.output_folder import check_output_folder, check_parts, commit, staging_folder
+from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
 from score.reader import open_input
 from score.writer import output_schema
 
 log = logging.getLogger("score")
 
-CPU_THREADS_PER_WORKER = 4  # onnxruntime threads of one CPU worker (fewer where a node has fewer)
 # Reading and tokenizing take about 1% of a CPU worker's time. Their tasks ask for half a CPU:
 # a request unlike the actors' keeps Ray from fusing the two stages into one serial actor, and
 # leaves room for a reader beside a worker on a 2-core machine.
@@ -96,7 +95,6 @@ def run_ray(
                     "max_len": max_len,
                     "threads": threads,
                 },
-                quiet=quiet,
             )
             summary = check_parts(parts)
             manifest = _manifest(files, summary, parts, folder.labels, model_dir)
@@ -207,13 +205,8 @@ def _execute(
     workers,
     gpus,
     actor,
-    quiet,
 ) -> list[dict]:
     """Run the Ray Data pipeline; a worker's UserError comes back as itself, not a traceback."""
-    from score.ray_workers import ChunkScorer, read_inputs
-
-    if not gpus and actor["threads"] is None:
-        actor["threads"] = min(CPU_THREADS_PER_WORKER, os.cpu_count() or 1)
     dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
     dataset = dataset.map_batches(
         read_inputs,
@@ -234,7 +227,7 @@ def _execute(
         fn_constructor_kwargs=actor,
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_gpus=gpus or None,
-        num_cpus=1,  # a reservation for Ray's bookkeeping; onnxruntime runs `threads` threads
+        num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
     )
     try:
         return dataset.take_all()

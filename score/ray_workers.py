@@ -10,6 +10,7 @@ final row), `_blank` (empty text), `_id`, `_tokens` (token ids, ragged).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from score.output_folder import write_part
 from score.predict import CUDA_BATCH_SIZE, Scorer, TextTokenizer, Tokens
 from score.reader import blank_texts, iter_chunks, open_input
 from score.writer import chunk_table, output_schema
+
+CPU_THREADS_PER_WORKER = 4  # onnxruntime threads of one worker, fewer on a node with fewer CPUs
 
 
 @functools.lru_cache(maxsize=4)
@@ -84,6 +87,9 @@ class ChunkScorer:
         self.id_name = id_name
         self.labels = folder.labels
         batch_size = scorer.pop("batch_size", None)
+        scorer["threads"] = scorer.get("threads") or min(
+            CPU_THREADS_PER_WORKER, os.cpu_count() or 1
+        )
         self.scorer = Scorer(Path(model_dir), batch_size=batch_size or 64, **scorer)
         if batch_size is None and self.scorer.provider == "cuda":
             self.scorer.batch_size = CUDA_BATCH_SIZE

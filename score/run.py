@@ -119,9 +119,11 @@ def _score_file(source, scorer, output_path, schema, cut, chunk_rows: int, quiet
 
 
 def summary_line(summary: dict) -> str:
+    count = summary.get("workers")
+    workers = f" ({count} Ray worker{'s' if count != 1 else ''})" if count else ""
     return (
         f"scored {summary['rows']} rows in {summary['seconds']:.1f} s "
-        f"({summary['rows_per_s']:.0f} rows/s) on {summary['provider']} with the "
+        f"({summary['rows_per_s']:.0f} rows/s) on {summary['provider']}{workers} with the "
         f"{summary['variant']} model; {summary['empty_texts']} rows with empty text; "
         f"wrote {summary['output']}"
     )
