@@ -16,6 +16,15 @@ from pathlib import Path
 from score.errors import UserError
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown, except None: those options say in words what they default to."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m score",
@@ -27,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Example: python -m score comments.csv out.parquet --batch-size 128. "
         "With --engine ray, several files or folders go to an output folder holding "
         "<input stem>/part-<first row>.parquet per input (see the README).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     p.add_argument(
         "inputs",
