@@ -20,6 +20,7 @@ from score.sessions import open_session, resolve_provider
 log = logging.getLogger("score")
 
 TOKENIZE_AT_ONCE = 1024  # Encoding objects cost ~8 KB each: flatten them every 1024 texts
+CPU_BATCH_SIZE = 64
 CUDA_BATCH_SIZE = 256
 
 
@@ -64,7 +65,10 @@ class TextTokenizer:
 
 
 class Scorer:
-    """Scores texts with one ONNX variant of the exported model; reuse it, sessions are costly."""
+    """Scores texts with one ONNX variant of the exported model; reuse it, sessions are costly.
+
+    `batch_size=None` is 64 rows on the CPU and 256 on CUDA.
+    """
 
     def __init__(
         self,
@@ -72,7 +76,7 @@ class Scorer:
         *,
         variant: str = "auto",
         provider: str = "auto",
-        batch_size: int = 64,
+        batch_size: int | None = None,
         max_len: int | None = None,
         threads: int | None = None,
     ) -> None:
@@ -81,7 +85,9 @@ class Scorer:
         self.max_len = resolve_max_len(folder, max_len)
         self.provider: str = resolve_provider(provider)
         self.variant: str = choose_variant(folder, variant, self.provider)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or (
+            CUDA_BATCH_SIZE if self.provider == "cuda" else CPU_BATCH_SIZE
+        )
         self.tokenizer = TextTokenizer(folder.tokenizer_file, self.max_len)
         self.session = open_session(folder.variants[self.variant], self.provider, threads)
         self.input_names = {i.name for i in self.session.get_inputs()}

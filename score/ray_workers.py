@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from score.model_folder import read_model_folder, read_thresholds
 from score.output_folder import write_part
-from score.predict import CUDA_BATCH_SIZE, Scorer, TextTokenizer, Tokens
-from score.reader import blank_texts, iter_chunks, open_input
+from score.predict import Scorer, TextTokenizer, Tokens
+from score.reader import iter_chunks, open_input
 from score.writer import chunk_table, output_schema
 
 CPU_THREADS_PER_WORKER = 4  # onnxruntime threads of one worker, fewer on a node with fewer CPUs
@@ -56,7 +55,7 @@ def _chunk_table(stem: str, chunk, tokenizer: TextTokenizer, *, last: bool) -> p
             "_input": pa.array([stem] * rows, pa.string()),
             "_row": pa.array(np.arange(chunk.start, chunk.start + rows, dtype=np.int64)),
             "_last": pa.array(ends),
-            "_blank": blank_texts(pl.Series(chunk.texts, dtype=pl.String)).to_arrow(),
+            "_blank": pa.array(chunk.blank),
             "_id": chunk.ids,
             "_tokens": tokens_to_arrow(tokenizer.tokenize(chunk.texts)),
         }
@@ -86,13 +85,8 @@ class ChunkScorer:
         self.cut = read_thresholds(folder) if thresholds else None
         self.id_name = id_name
         self.labels = folder.labels
-        batch_size = scorer.pop("batch_size", None)
-        scorer["threads"] = scorer.get("threads") or min(
-            CPU_THREADS_PER_WORKER, os.cpu_count() or 1
-        )
-        self.scorer = Scorer(Path(model_dir), batch_size=batch_size or 64, **scorer)
-        if batch_size is None and self.scorer.provider == "cuda":
-            self.scorer.batch_size = CUDA_BATCH_SIZE
+        threads = scorer.pop("threads") or min(CPU_THREADS_PER_WORKER, os.cpu_count() or 1)
+        self.scorer = Scorer(Path(model_dir), threads=threads, **scorer)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """Score the batch; return one summary row per part written."""

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,7 +25,12 @@ class Chunk:
     start: int  # 0-based number of the chunk's first row in the input
     ids: pa.Array  # the id column as read, or 0-based row numbers (int64)
     texts: list[str]  # null texts become ""
-    empty: int  # rows whose text is null, empty or only whitespace
+    blank: np.ndarray  # bool per row: the text is null, empty or only whitespace
+
+    @property
+    def empty(self) -> int:
+        """Rows scored as empty text (counted in the summary, never dropped)."""
+        return int(self.blank.sum())
 
 
 @dataclass
@@ -124,13 +130,8 @@ def _chunk(source: InputFile, frame: pl.DataFrame, start: int) -> Chunk:
         start=start,
         ids=ids,
         texts=text.fill_null("").to_list(),
-        empty=int(blank_texts(text).sum()),
+        blank=(text.is_null() | (text.str.strip_chars() == "")).to_numpy(),
     )
-
-
-def blank_texts(text: pl.Series) -> pl.Series:
-    """True where a text is null, empty or only whitespace (scored as empty text, and counted)."""
-    return text.is_null() | (text.str.strip_chars() == "")
 
 
 def _csv_header(path: Path, encoding: str) -> tuple[bytes, list[str]]:

@@ -13,13 +13,11 @@ from tqdm import tqdm
 
 from score.model_folder import read_model_folder, read_thresholds
 from score.pipeline import Pipeline
-from score.predict import CUDA_BATCH_SIZE, Scorer, Tokens
+from score.predict import Scorer, Tokens
 from score.reader import Chunk, iter_chunks, open_input
 from score.writer import ParquetOutput, check_output_path, chunk_table, output_schema
 
 log = logging.getLogger("score")
-
-CPU_BATCH_SIZE = 64
 
 
 def run(
@@ -53,12 +51,10 @@ def run(
         model_dir,
         variant=variant,
         provider=provider,
-        batch_size=batch_size or CPU_BATCH_SIZE,
+        batch_size=batch_size,
         max_len=max_len,
         threads=threads,
     )
-    if batch_size is None and scorer.provider == "cuda":
-        scorer.batch_size = CUDA_BATCH_SIZE
     log.info(
         "scoring %s -> %s: chunks of %d rows, batches of %d, provider %s, variant %s",
         input_path,
