@@ -190,6 +190,39 @@ def test_limit_uses_only_the_first_rows(tiny_model_dir: Path, labelled_csv: Path
     assert _read_json(out / "training_args.json")["limit"] == 20
 
 
+def _head(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    weights = load_file(folder / "model.safetensors")
+    return {k: weights[k] for k in ("classifier.weight", "classifier.bias")}
+
+
+def test_training_continues_from_a_folder_it_wrote(
+    trained_model_dir: Path, labelled_csv: Path, tmp_path: Path, caplog
+):
+    out = tmp_path / "more"
+    caplog.set_level("INFO", logger="train")
+    # One step at a negligible rate: the head must come out as it went in, not re-initialised.
+    assert _train(labelled_csv, out, trained_model_dir, *ONE_STEP, "--lr", "1e-12") == 0
+    assert "already has a head for these labels: training continues from it" in caplog.text
+    before, after = _head(trained_model_dir), _head(out)
+    for name in before:
+        assert after[name].allclose(before[name], atol=1e-6), name
+    assert _read_json(out / "training_args.json")["head_lr"] == 1e-12
+
+
+def test_other_labels_get_a_fresh_head(trained_model_dir: Path, labelled_csv: Path, tmp_path: Path):
+    out = tmp_path / "reordered"
+    reordered = LABELS[::-1]  # same count, so the shapes match: only the names tell them apart
+    extra = [*ONE_STEP, "--lr", "1e-12", "--head-lr", "1e-12", "--labels", *reordered]
+    assert _train(labelled_csv, out, trained_model_dir, *extra) == 0
+    assert json.loads((out / "config.json").read_text())["id2label"]["0"] == reordered[0]
+    before, after = _head(trained_model_dir), _head(out)
+    assert not after["classifier.weight"].allclose(before["classifier.weight"], atol=1e-3)
+    shares = [sum(r[2 + LABELS.index(n)] for r in labelled_rows()) for n in reordered]
+    assert after["classifier.bias"].argmax().item() == shares.index(max(shares))  # the prior
+
+
 def test_max_steps_stops_training(tiny_model_dir: Path, labelled_csv: Path, tmp_path: Path):
     out = tmp_path / "out"
     assert _train(labelled_csv, out, tiny_model_dir, "--max-steps", "9") == 0

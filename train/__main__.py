@@ -17,13 +17,22 @@ from train.model import DEFAULT_MODEL
 DEMO_DIR = Path("artifacts/demo")
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown, except None and off switches: those options say what they default to."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m train",
         description="Fine-tune a BERT-style encoder for multi-label toxic-comment "
         "classification (BCE-with-logits) and save it in Hugging Face format. "
         "Example: python -m train --data train.csv --eval-data test_labeled.csv",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     src = p.add_argument_group("data")
     src.add_argument(
@@ -71,8 +80,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     m.add_argument(
         "--head-lr",
         type=float,
-        default=1e-3,
-        help="learning rate of the new classification head (starts from scratch)",
+        default=None,
+        help="learning rate of the classification head; by default 1e-3 for a fresh head, "
+        "and --lr when --model is a folder already trained on these labels (training "
+        "continues from it)",
     )
     m.add_argument("--warmup-ratio", type=float, default=0.0)
     m.add_argument("--val-fraction", type=float, default=0.1)

@@ -14,6 +14,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from train.batching import collate, length_grouped_batches, sorted_batches
 from train.errors import UserError
+from train.model import named_classifier_head
 
 log = logging.getLogger("train")
 
@@ -50,10 +51,7 @@ def choose_precision(device: str) -> Precision:
 
 
 def classifier_head(model) -> torch.nn.Linear:
-    """The output layer: the last Linear with one output per label (BERT, RoBERTa, DistilBERT)."""
-    n = model.config.num_labels
-    heads = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == n]
-    return heads[-1]
+    return named_classifier_head(model)[1]
 
 
 def init_head_bias(model, labels: np.ndarray) -> None:

@@ -51,20 +51,64 @@ def load_tokenizer(name: str):
 
 
 def load_model(name: str, label_names: list[str]):
-    from transformers import AutoModelForSequenceClassification
+    """The model with a head for `label_names`, and whether that head was already trained.
 
+    A folder this stage wrote (or any fine-tuned multi-label model) whose labels are exactly
+    `label_names`, in that order, keeps its head, so training continues from it. Any other
+    model gets a fresh head: a base model's head has another shape or meaning, and a head for
+    the same number of labels under other names would score the wrong columns.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    source = resolve_model_name(name)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
-            resolve_model_name(name),
+        previous = AutoConfig.from_pretrained(source)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            source,
             num_labels=len(label_names),
             problem_type="multi_label_classification",
             id2label=dict(enumerate(label_names)),
             label2id={n: i for i, n in enumerate(label_names)},
-            # A base model's own head (if any) has another shape: start a fresh one.
             ignore_mismatched_sizes=True,
+            output_loading_info=True,
         )
     except (OSError, ValueError) as e:
         raise UserError(_load_hint(name, e)) from e
+    head_name, head = named_classifier_head(model)
+    fresh = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
+    loaded = not any(key.startswith(head_name + ".") for key in fresh)
+    same_labels = _label_names(previous) == label_names
+    if loaded and not same_labels:
+        _reset(head, model.config)
+    return model, loaded and same_labels
+
+
+def _label_names(config) -> list[str]:
+    id2label = getattr(config, "id2label", None) or {}
+    return [id2label[i] for i in sorted(id2label, key=int)]
+
+
+def named_classifier_head(model):
+    """The output layer and its name: the last Linear with one output per label (BERT, RoBERTa,
+    DistilBERT)."""
+    import torch
+
+    n = model.config.num_labels
+    heads = [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and m.out_features == n
+    ]
+    return heads[-1]
+
+
+def _reset(head, config) -> None:
+    """Initialise a Linear head as transformers does (normal, std = initializer_range)."""
+    import torch
+
+    with torch.no_grad():
+        head.weight.normal_(0.0, getattr(config, "initializer_range", 0.02))
+        head.bias.zero_()
 
 
 def _load_hint(name: str, error: Exception) -> str:

@@ -22,6 +22,8 @@ from train.tokens import encode
 
 log = logging.getLogger("train")
 
+FRESH_HEAD_LR = 1e-3
+
 
 def run(
     *,
@@ -34,7 +36,7 @@ def run(
     max_len: int = 128,
     device: str = "auto",
     lr: float = 2e-5,
-    head_lr: float = 1e-3,
+    head_lr: float | None = None,
     warmup_ratio: float = 0.0,
     epochs: int = 3,
     batch_size: int = 32,
@@ -84,8 +86,8 @@ def run(
     print(summary_text, flush=True)
 
     train_rows, val_rows = _split(len(train_set.texts), val_fraction, seed)
-    net = load_model(model, labels)
-    loop.init_head_bias(net, train_set.labels[train_rows])
+    net, head_trained = load_model(model, labels)
+    head_lr = _head_lr(net, head_trained, head_lr, lr, train_set.labels[train_rows], model)
     net = net.to(precision.device)
     result = _fit(
         net,
@@ -250,6 +252,15 @@ def _fit(
         "val_probs": best_probs,
         "val_labels": val_labels,
     }
+
+
+def _head_lr(net, head_trained: bool, head_lr, lr: float, train_labels, model: str) -> float:
+    """A fresh head starts at the label priors and learns fast; a trained one goes on at --lr."""
+    if head_trained:
+        log.info("%s already has a head for these labels: training continues from it", model)
+        return lr if head_lr is None else head_lr
+    loop.init_head_bias(net, train_labels)
+    return FRESH_HEAD_LR if head_lr is None else head_lr
 
 
 def _better(row: dict, best: dict) -> bool:
