@@ -12,6 +12,15 @@ import sys
 from pathlib import Path
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown, except None and off switches: those options say what they default to."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -19,7 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "to end on the same real comments, measure ROC-AUC on a labelled CSV, and write "
         "report.md, results.json and a chart under --out/<device>. "
         "Example: python -m benchmarks all --device cpu --rows 2000",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     p.add_argument(
         "command",
@@ -78,7 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="CSV of comments to time (default: ../shared/data/jigsaw/train.csv when present, "
         "else generated texts with real comments' lengths)",
     )
-    p.add_argument("--text-column", default="comment_text")
+    p.add_argument(
+        "--text-column", default="comment_text", help="text column of --texts and --eval-data"
+    )
     p.add_argument(
         "--eval-data",
         type=Path,

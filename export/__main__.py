@@ -13,13 +13,22 @@ from pathlib import Path
 from export.errors import ParityError, UserError
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults shown, except None and off switches: those options say what they default to."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m export",
         description="Export a model folder written by `python -m train` to ONNX with dynamic "
         "batch and sequence axes, derive optimized/int8/fp16 variants, and check each against "
         "PyTorch before writing it. Example: python -m export --opset 17",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_Help,
     )
     p.add_argument(
         "--model",
@@ -27,8 +36,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path("artifacts/model"),
         help="the training stage's output folder",
     )
-    p.add_argument("--out", type=Path, default=Path("artifacts/onnx"))
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument(
+        "--out", type=Path, default=Path("artifacts/onnx"), help="folder for the ONNX variants"
+    )
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset of the export")
     p.add_argument(
         "--optimized",
         action=argparse.BooleanOptionalAction,

@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--model", type=Path, default=Path("artifacts/onnx"), help="the export stage's folder"
     )
-    p.add_argument("--text-column", default="comment_text")
+    p.add_argument("--text-column", default="comment_text", help="column holding the comment")
     p.add_argument("--id-column", default="id", help="copied to the output as read")
     p.add_argument(
         "--no-id-column",

@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"generate a small SYNTHETIC sample in {DEMO_DIR}/ and train on it "
         "(offline smoke run; real figures need real data)",
     )
-    src.add_argument("--text-column", default="comment_text")
+    src.add_argument("--text-column", default="comment_text", help="column holding the comment")
     src.add_argument(
         "--labels", nargs="+", default=list(JIGSAW_LABELS), help="label columns, each 0/1"
     )
@@ -74,8 +74,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         help="auto = CUDA when present (bf16 autocast), else CPU (fp32)",
     )
-    m.add_argument("--epochs", type=_positive, default=3)
-    m.add_argument("--batch-size", type=_positive, default=32)
+    m.add_argument(
+        "--epochs", type=_positive, default=3, help="passes over the data; the best one is kept"
+    )
+    m.add_argument("--batch-size", type=_positive, default=32, help="comments per step")
     m.add_argument("--lr", type=float, default=2e-5, help="learning rate of the encoder")
     m.add_argument(
         "--head-lr",
@@ -85,9 +87,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "and --lr when --model is a folder already trained on these labels (training "
         "continues from it)",
     )
-    m.add_argument("--warmup-ratio", type=float, default=0.0)
-    m.add_argument("--val-fraction", type=float, default=0.1)
-    m.add_argument("--seed", type=int, default=42)
+    m.add_argument(
+        "--warmup-ratio",
+        type=float,
+        default=0.0,
+        help="share of the steps over which the learning rate rises from 0",
+    )
+    m.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of rows held out (by --seed) to pick the epoch and the thresholds",
+    )
+    m.add_argument(
+        "--seed", type=int, default=42, help="seeds the split and batch order: same seed, same run"
+    )
     m.add_argument(
         "--max-steps",
         type=_positive,
@@ -95,7 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stop after N optimizer steps in all (quick runs)",
     )
     o = p.add_argument_group("output")
-    o.add_argument("--out", type=Path, default=Path("artifacts/model"))
+    o.add_argument(
+        "--out", type=Path, default=Path("artifacts/model"), help="folder for the trained model"
+    )
     o.add_argument("--force", action="store_true", help="replace --out if it has content")
     args = p.parse_args(argv)
     if args.demo and args.data is not None:
