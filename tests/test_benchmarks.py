@@ -205,3 +205,37 @@ def test_cuda_run_uses_cuda_for_every_engine(tiny_model_dir: Path, tmp_path: Pat
         assert engines[name]["session_provider"] == "CUDAExecutionProvider"
     assert engines["onnxruntime-fp16"]["max_abs_diff"] < 1e-2
     assert record["env"]["gpu"]
+
+
+def test_tfidf_baseline_separates_the_fixture_labels(tmp_path: Path, capsys):
+    from benchmarks.baseline import main as baseline_main
+
+    rows = labelled_rows()
+    train = write_labelled_csv(tmp_path / "train.csv", rows)
+    test = write_labelled_csv(tmp_path / "test.csv", rows[::3])
+    out = tmp_path / "baseline.json"
+    assert baseline_main(["--data", str(train), "--eval-data", str(test), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["eval_rows"] == len(rows[::3])
+    assert set(result["roc_auc"]) == {
+        "toxic",
+        "severe_toxic",
+        "obscene",
+        "threat",
+        "insult",
+        "identity_hate",
+    }
+    assert result["roc_auc"]["toxic"] > 0.9  # the fixture's toxic rows share their words
+    # The fixture has no severe_toxic, threat or identity_hate rows: reported, not scored.
+    one_class = ["severe_toxic", "threat", "identity_hate"]
+    assert result["labels_with_one_class_in_data"] == one_class
+    assert all(result["roc_auc"][name] is None for name in one_class)
+
+
+def test_tfidf_baseline_bad_csv_is_one_line_exit_2(tmp_path: Path, capsys):
+    from benchmarks.baseline import main as baseline_main
+
+    missing = tmp_path / "nope.csv"
+    assert baseline_main(["--data", str(missing), "--eval-data", str(missing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "nope.csv" in err and "\n" not in err
