@@ -212,11 +212,13 @@ def test_tfidf_baseline_separates_the_fixture_labels(tmp_path: Path, capsys):
 
     rows = labelled_rows()
     train = write_labelled_csv(tmp_path / "train.csv", rows)
-    test = write_labelled_csv(tmp_path / "test.csv", rows[::3])
+    unscored = [rows[1][0] + "x", rows[1][1], -1, -1, -1, -1, -1, -1]  # Jigsaw's -1 row
+    test = write_labelled_csv(tmp_path / "test.csv", [*rows[::3], unscored])
     out = tmp_path / "baseline.json"
     assert baseline_main(["--data", str(train), "--eval-data", str(test), "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["eval_rows"] == len(rows[::3])
+    assert result["eval_rows_labelled_-1_left_out"] == 1
     assert set(result["roc_auc"]) == {
         "toxic",
         "severe_toxic",
