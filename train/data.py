@@ -11,7 +11,7 @@ import polars as pl
 from train.errors import UserError
 
 JIGSAW_LABELS = ("toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate")
-_ROW = "__data_row"  # 0-based data row, kept so messages name the right row after dropping
+ROW_INDEX = "__data_row"  # 0-based data row, kept so messages name the right row after dropping
 
 
 @dataclass
@@ -41,7 +41,7 @@ def read_labelled_csv(
             f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {found}); "
             f"pass {flag}"
         )
-    frame = frame.with_row_index(_ROW)
+    frame = frame.with_row_index(ROW_INDEX)
     if limit is not None:
         frame = frame.head(limit)
     frame, dropped = _handle_unlabeled(frame, path, label_names, drop_unlabeled)
@@ -51,6 +51,28 @@ def read_labelled_csv(
     texts = frame[text_column].fill_null("")
     empty = int((texts.str.strip_chars() == "").sum())
     return LabelledData(texts.to_list(), labels, list(label_names), empty, dropped)
+
+
+def read_labels_with_ids(
+    path: Path, id_column: str, label_names: list[str], drop_unlabeled: bool, flag: str
+) -> tuple[pl.DataFrame, int, int]:
+    """Each kept row's position in the file, its id (as text) and 0/1 labels; then the file's
+    row count and the -1 rows left out."""
+    frame = _read_csv(path, flag)
+    missing = [c for c in [id_column, *label_names] if c not in frame.columns]
+    if missing:
+        raise UserError(
+            f"{path} has no column {', '.join(repr(m) for m in missing)} "
+            f"(found: {', '.join(frame.columns)}); pass --id-column or --labels"
+        )
+    total = frame.height
+    frame, dropped = _handle_unlabeled(
+        frame.with_row_index(ROW_INDEX), path, label_names, drop_unlabeled
+    )
+    if frame.height == 0:
+        raise UserError(f"{path} has no labelled rows left; give a CSV with 0/1 labels")
+    labels = pl.DataFrame(_parse_labels(frame, path, label_names), schema=label_names)
+    return frame.select(ROW_INDEX, id_column).hstack(labels), total, dropped
 
 
 def _read_csv(path: Path, flag: str) -> pl.DataFrame:
@@ -88,11 +110,11 @@ def _handle_unlabeled(
 
 
 def _parse_labels(frame: pl.DataFrame, path: Path, label_names: list[str]) -> np.ndarray:
-    values = frame.select(_ROW, *(pl.col(c).str.strip_chars() for c in label_names))
+    values = frame.select(ROW_INDEX, *(pl.col(c).str.strip_chars() for c in label_names))
     for name in label_names:
         bad = values.filter(~pl.col(name).is_in(["0", "1"]).fill_null(False))
         if bad.height:
-            value, row = bad[name][0], int(bad[_ROW][0]) + 1
+            value, row = bad[name][0], int(bad[ROW_INDEX][0]) + 1
             shown = "an empty value" if value is None else f"value {value!r}"
             raise UserError(
                 f"{path} column {name!r} has {shown} at data row {row}; labels must be 0 or 1"

@@ -1,0 +1,127 @@
+"""Re-pick the per-label thresholds on labelled rows drawn the way your traffic is.
+
+python -m train.thresholds labelled.csv scored.parquet --out artifacts/onnx/thresholds.json
+
+Training picks thresholds that maximise F1 on its validation split. When that split has
+another share of positives than the comments you score (Jigsaw's public samples are enriched
+in toxic rows), the `_flag` columns over- or under-fire. Score a labelled sample of your own
+traffic with `python -m score`, then run this: it matches scores to labels row by row (the
+ids must agree), picks the F1-maximising threshold per label, and writes a thresholds.json
+that `python -m score --thresholds` reads from the model folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from train.data import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
+from train.errors import UserError
+from train.metrics import best_f1_thresholds
+from train.report import dump_json
+
+
+def read_scores(path: Path, id_column: str, labels: list[str]) -> pl.DataFrame:
+    """The id (as text) and one probability column per label from a `python -m score` output."""
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; score your labelled CSV with python -m score")
+    try:
+        schema = pl.read_parquet_schema(path)
+    except (pl.exceptions.PolarsError, OSError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(
+            f"{path} is not a readable Parquet file ({first}); pass the scorer's output"
+        ) from None
+    missing = [c for c in [id_column, *labels] if c not in schema]
+    if missing:
+        raise UserError(
+            f"{path} has no column {', '.join(repr(m) for m in missing)}; score with the id "
+            "column kept (no --no-id-column) and a model trained on these --labels"
+        )
+    frame = pl.read_parquet(path, columns=[id_column, *labels])
+    return frame.with_columns(pl.col(id_column).cast(pl.String))
+
+
+def align(truth: pl.DataFrame, total: int, scores: pl.DataFrame, id_column: str, paths):
+    """The scores of the labelled rows: the scorer keeps every row in order, so row k of the
+    Parquet is row k of the CSV, and the ids must say so."""
+    labelled, scored = paths
+    if scores.height != total:
+        raise UserError(
+            f"{scored} has {scores.height:,} rows and {labelled} {total:,}; "
+            "score that CSV itself with python -m score"
+        )
+    picked = scores[truth[ROW_INDEX].to_numpy()]
+    differ = (picked[id_column] != truth[id_column]).fill_null(True)
+    if differ.any():
+        k = int(differ.arg_true()[0])
+        raise UserError(
+            f"data row {int(truth[ROW_INDEX][k]) + 1} has id {truth[id_column][k]!r} in {labelled} "
+            f"but {picked[id_column][k]!r} in {scored}; score that CSV itself with python -m score"
+        )
+    return picked
+
+
+def pick(labelled: Path, scores: Path, labels: list[str], id_column: str, drop_unlabeled: bool):
+    truth, total, dropped = read_labels_with_ids(
+        labelled, id_column, labels, drop_unlabeled, "LABELLED"
+    )
+    probs = align(
+        truth, total, read_scores(scores, id_column, labels), id_column, (labelled, scores)
+    )
+    y = truth.select(labels).to_numpy().astype(np.float32)
+    found = best_f1_thresholds(y, probs.select(labels).to_numpy(), labels)
+    return found, truth.height, dropped
+
+
+def write_json_atomically(obj: dict, out: Path) -> None:
+    """Staged next to `out`, then renamed: a reader never sees half a file."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    dump_json(obj, tmp)
+    os.replace(tmp, out)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m train.thresholds",
+        description=__doc__.split("\n\n", 2)[2].replace("\n", " "),
+    )
+    p.add_argument("labelled", type=Path, help="CSV with the id column and 0/1 label columns")
+    p.add_argument("scores", type=Path, help="Parquet that python -m score wrote for that CSV")
+    p.add_argument("--out", type=Path, required=True, help="thresholds.json to write")
+    p.add_argument("--labels", nargs="+", default=list(JIGSAW_LABELS), help="label columns")
+    p.add_argument("--id-column", default="id", help="id column in both files")
+    p.add_argument("--drop-unlabeled", action="store_true", help="leave out (and count) -1 rows")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.out.exists() and not args.force:
+            raise UserError(f"{args.out} exists; pass --force to replace it")
+        if not args.out.parent.is_dir():
+            raise UserError(f"{args.out.parent} is not a folder; pass --out inside one")
+        found, rows, dropped = pick(
+            args.labelled, args.scores, args.labels, args.id_column, args.drop_unlabeled
+        )
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write_json_atomically(found, args.out)
+    print(f"{rows:,} labelled rows ({dropped:,} labelled -1 left out); thresholds by best F1:")
+    for name, t in found.items():
+        f1 = "-" if np.isnan(t["f1"]) else f"{t['f1']:.3f}"
+        print(f"  {name:<14} {t['threshold']:.4f}  F1 {f1}  positives {t['positives']:,}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
