@@ -20,7 +20,7 @@ from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks.quality import per_label_auc
+from benchmarks.quality import macro, per_label_auc
 from train.data import JIGSAW_LABELS, read_labelled_csv
 from train.errors import UserError
 
@@ -58,7 +58,6 @@ def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str) -
     aucs = per_label_auc(test.labels, probs, labels)
     one_class = [n for n, y in zip(labels, train.labels.T, strict=True) if len(np.unique(y)) < 2]
     aucs.update(dict.fromkeys(one_class))  # nothing was learned for these
-    scored = [a for a in aucs.values() if a is not None]
     return {
         "model": "TF-IDF word 1-2 + char_wb 2-5 grams, logistic regression C=4 per label",
         "data": str(data),
@@ -66,7 +65,7 @@ def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str) -
         "train_rows": len(train.texts),
         "eval_rows": len(test.texts),
         "eval_rows_labelled_-1_left_out": test.dropped_unlabeled,
-        "roc_auc_macro": float(np.mean(scored)) if scored else None,
+        "roc_auc_macro": macro(aucs),
         "roc_auc": aucs,
         "labels_with_one_class_in_data": one_class,
         "seconds": time.perf_counter() - start,

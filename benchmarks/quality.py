@@ -32,6 +32,12 @@ def per_label_auc(truth: np.ndarray, probs: np.ndarray, labels: list[str]) -> di
     }
 
 
+def macro(aucs: dict) -> float | None:
+    """Mean ROC-AUC over the labels that have one; None when none has."""
+    scored = [a for a in aucs.values() if a is not None]
+    return float(np.mean(scored)) if scored else None
+
+
 def evaluate(engines: list, texts: list[str], truth: np.ndarray, labels: list[str]) -> dict:
     """Score the same texts with every engine; compare each with PyTorch fp32."""
     probs = {}
@@ -48,9 +54,8 @@ def evaluate(engines: list, texts: list[str], truth: np.ndarray, labels: list[st
     }
     for name, p in probs.items():
         aucs = per_label_auc(truth, p, labels)
-        scored = [a for a in aucs.values() if a is not None]
         result["engines"][name] = {
-            "roc_auc_macro": float(np.mean(scored)) if scored else None,
+            "roc_auc_macro": macro(aucs),
             "roc_auc": aucs,
             "max_abs_diff": float(np.abs(p - reference).max()),
         }

@@ -32,22 +32,9 @@ def read_labelled_csv(
     flag: str = "--data",
 ) -> LabelledData:
     """Read texts and 0/1 labels; every problem becomes a UserError naming the file."""
-    frame = _read_csv(path, flag)
-    missing = [c for c in [text_column, *label_names] if c not in frame.columns]
-    if missing:
-        found = ", ".join(frame.columns)
-        flag = "--text-column" if text_column in missing else "--labels"
-        raise UserError(
-            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {found}); "
-            f"pass {flag}"
-        )
-    frame = frame.with_row_index(ROW_INDEX)
-    if limit is not None:
-        frame = frame.head(limit)
-    frame, dropped = _handle_unlabeled(frame, path, label_names, drop_unlabeled)
-    if frame.height == 0:
-        raise UserError(f"{path} has no labelled rows left; give a CSV with 0/1 labels")
-    labels = _parse_labels(frame, path, label_names)
+    frame, labels, dropped, _ = _read_labelled(
+        path, {text_column: "--text-column"}, label_names, drop_unlabeled, flag, limit
+    )
     texts = frame[text_column].fill_null("")
     empty = int((texts.str.strip_chars() == "").sum())
     return LabelledData(texts.to_list(), labels, list(label_names), empty, dropped)
@@ -58,21 +45,40 @@ def read_labels_with_ids(
 ) -> tuple[pl.DataFrame, int, int]:
     """Each kept row's position in the file, its id (as text) and 0/1 labels; then the file's
     row count and the -1 rows left out."""
+    frame, labels, dropped, total = _read_labelled(
+        path, {id_column: "--id-column"}, label_names, drop_unlabeled, flag
+    )
+    label_frame = pl.DataFrame(labels, schema=label_names)
+    return frame.select(ROW_INDEX, id_column).hstack(label_frame), total, dropped
+
+
+def _read_labelled(
+    path: Path,
+    columns: dict[str, str],
+    label_names: list[str],
+    drop_unlabeled: bool,
+    flag: str,
+    limit: int | None = None,
+) -> tuple[pl.DataFrame, np.ndarray, int, int]:
+    """The checked rows (with ROW_INDEX), their labels, the -1 rows left out and the file's
+    row count. `columns` maps each non-label column needed to the flag that names it."""
     frame = _read_csv(path, flag)
-    missing = [c for c in [id_column, *label_names] if c not in frame.columns]
+    missing = [c for c in [*columns, *label_names] if c not in frame.columns]
     if missing:
+        found = ", ".join(frame.columns)
+        hint = columns.get(missing[0], "--labels")
         raise UserError(
-            f"{path} has no column {', '.join(repr(m) for m in missing)} "
-            f"(found: {', '.join(frame.columns)}); pass --id-column or --labels"
+            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {found}); "
+            f"pass {hint}"
         )
     total = frame.height
-    frame, dropped = _handle_unlabeled(
-        frame.with_row_index(ROW_INDEX), path, label_names, drop_unlabeled
-    )
+    frame = frame.with_row_index(ROW_INDEX)
+    if limit is not None:
+        frame = frame.head(limit)
+    frame, dropped = _handle_unlabeled(frame, path, label_names, drop_unlabeled)
     if frame.height == 0:
         raise UserError(f"{path} has no labelled rows left; give a CSV with 0/1 labels")
-    labels = pl.DataFrame(_parse_labels(frame, path, label_names), schema=label_names)
-    return frame.select(ROW_INDEX, id_column).hstack(labels), total, dropped
+    return frame, _parse_labels(frame, path, label_names), dropped, total
 
 
 def _read_csv(path: Path, flag: str) -> pl.DataFrame:

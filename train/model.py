@@ -62,13 +62,15 @@ def load_model(name: str, label_names: list[str]):
 
     source = resolve_model_name(name)
     try:
-        previous = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source)
+        previous = _label_names(config)
+        config.id2label = dict(enumerate(label_names))
+        config.label2id = {n: i for i, n in enumerate(label_names)}
+        config.problem_type = "multi_label_classification"
         model, info = AutoModelForSequenceClassification.from_pretrained(
             source,
-            num_labels=len(label_names),
-            problem_type="multi_label_classification",
-            id2label=dict(enumerate(label_names)),
-            label2id={n: i for i, n in enumerate(label_names)},
+            config=config,
+            # A base model's own head (if any) has another shape: start a fresh one.
             ignore_mismatched_sizes=True,
             output_loading_info=True,
         )
@@ -77,7 +79,7 @@ def load_model(name: str, label_names: list[str]):
     head_name, head = named_classifier_head(model)
     fresh = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
     loaded = not any(key.startswith(head_name + ".") for key in fresh)
-    same_labels = _label_names(previous) == label_names
+    same_labels = previous == label_names
     if loaded and not same_labels:
         _reset(head, model.config)
     return model, loaded and same_labels

@@ -87,7 +87,7 @@ def run(
 
     train_rows, val_rows = _split(len(train_set.texts), val_fraction, seed)
     net, head_trained = load_model(model, labels)
-    head_lr = _head_lr(net, head_trained, head_lr, lr, train_set.labels[train_rows], model)
+    head_lr = _prepare_head(net, head_trained, head_lr, lr, train_set.labels[train_rows], model)
     net = net.to(precision.device)
     result = _fit(
         net,
@@ -254,8 +254,9 @@ def _fit(
     }
 
 
-def _head_lr(net, head_trained: bool, head_lr, lr: float, train_labels, model: str) -> float:
-    """A fresh head starts at the label priors and learns fast; a trained one goes on at --lr."""
+def _prepare_head(net, head_trained: bool, head_lr, lr: float, train_labels, model: str) -> float:
+    """Set up the head and return its learning rate: a fresh head starts at the label priors
+    and learns fast; a trained one goes on at --lr."""
     if head_trained:
         log.info("%s already has a head for these labels: training continues from it", model)
         return lr if head_lr is None else head_lr
