@@ -1,8 +1,8 @@
-"""The one exception type for bad input: `__main__` turns it into a one-line message and exit 2."""
+"""Bad input (`common.errors.UserError`, exit 2), and a variant unlike PyTorch (exit 1)."""
 
+from common.errors import UserError
 
-class UserError(Exception):
-    """A problem with the user's input or flags, with the fix in its message."""
+__all__ = ["ParityError", "UserError"]
 
 
 class ParityError(Exception):

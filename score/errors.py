@@ -1,5 +1,5 @@
-"""The one exception type for bad input: `__main__` turns it into a one-line message and exit 2."""
+"""Bad input: `common.errors.UserError`, re-exported so this stage's modules import it locally."""
 
+from common.errors import UserError
 
-class UserError(Exception):
-    """A problem with the user's input or flags, with the fix in its message."""
+__all__ = ["UserError"]

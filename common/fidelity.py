@@ -1,0 +1,32 @@
+"""The one finite-and-close rule: NaN or inf anywhere fails, then the gap is measured.
+
+Used by export parity, the scorer and the benchmarks, so a variant that outputs NaN can never
+be recorded as "max abs diff 0" (``max(worst, nan)`` is ``worst`` in Python).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits, computed in float64 so large logits do not overflow to NaN."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def first_non_finite_row(values: np.ndarray) -> int | None:
+    """Index of the first row holding NaN or inf, or None when every value is finite."""
+    values = np.asarray(values)
+    bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1) if values.size else []
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if len(rows) else None
+
+
+def max_abs_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """The largest absolute difference; inf when either side holds NaN or inf anywhere."""
+    reference, candidate = np.asarray(reference), np.asarray(candidate)
+    if reference.shape != candidate.shape:
+        raise ValueError(f"shapes differ: {reference.shape} and {candidate.shape}")
+    if first_non_finite_row(reference) is not None or first_non_finite_row(candidate) is not None:
+        return float("inf")
+    return float(np.abs(reference.astype(np.float64) - candidate).max()) if reference.size else 0.0

@@ -1,0 +1,31 @@
+"""The finite-and-close rule that export parity, the scorer and the benchmarks share."""
+
+import numpy as np
+import pytest
+
+from common.fidelity import first_non_finite_row, max_abs_diff, sigmoid
+
+
+def test_nan_or_inf_anywhere_is_an_infinite_gap():
+    reference = np.full((4, 3), 0.25)
+    for bad in (np.nan, np.inf, -np.inf):
+        candidate = reference.copy()
+        candidate[2, 1] = bad
+        assert max_abs_diff(reference, candidate) == float("inf")
+        assert max_abs_diff(candidate, reference) == float("inf")
+        assert first_non_finite_row(candidate) == 2
+
+
+def test_finite_gap_is_the_largest_absolute_difference():
+    reference = np.array([[0.1, 0.9], [0.5, 0.5]])
+    candidate = np.array([[0.1, 0.8], [0.53, 0.5]])
+    assert max_abs_diff(reference, candidate) == pytest.approx(0.1)
+    assert first_non_finite_row(candidate) is None
+
+
+def test_shapes_must_agree_and_sigmoid_does_not_overflow():
+    with pytest.raises(ValueError, match="shapes differ"):
+        max_abs_diff(np.zeros((2, 6)), np.zeros((3, 6)))
+    probs = sigmoid(np.array([-1000.0, 0.0, 1000.0], dtype=np.float32))
+    assert np.isfinite(probs).all()
+    assert probs.tolist() == [0.0, 0.5, 1.0]
