@@ -11,7 +11,8 @@ import numpy as np
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Probabilities from logits, computed in float64 so large logits do not overflow to NaN."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+    with np.errstate(over="ignore"):  # exp(1000) is inf, and 1 / (1 + inf) is the right 0.0
+        return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
 
 
 def first_non_finite_row(values: np.ndarray) -> int | None:
