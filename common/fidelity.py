@@ -31,3 +31,28 @@ def max_abs_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
     if first_non_finite_row(reference) is not None or first_non_finite_row(candidate) is not None:
         return float("inf")
     return float(np.abs(reference.astype(np.float64) - candidate).max()) if reference.size else 0.0
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray, thresholds=None) -> dict:
+    """How closely `candidate` probabilities follow `reference` (rows x labels).
+
+    The largest and 99th-percentile absolute difference over every value (both inf when either
+    side is not finite) and, with per-label `thresholds`, the share of rows whose flag
+    (probability >= threshold, as the scorer flags) agrees, per label and at worst.
+    """
+    gap = max_abs_diff(reference, candidate)
+    finite = np.isfinite(gap)
+    diff = np.abs(np.asarray(reference, np.float64) - candidate) if finite else None
+    figures = {
+        "rows": len(reference),
+        "max_abs_diff": gap,
+        "p99_abs_diff": float(np.quantile(diff, 0.99)) if finite and diff.size else gap,
+    }
+    if thresholds is not None and finite:
+        ref_flags = reference >= np.asarray(thresholds)
+        new_flags = candidate >= np.asarray(thresholds)
+        per_label = (ref_flags == new_flags).mean(axis=0)
+        figures["flag_agreement"] = [round(float(a), 6) for a in per_label]
+        figures["flag_agreement_min"] = float(per_label.min())
+        figures["rows_with_a_flag_change"] = int((ref_flags != new_flags).any(axis=1).sum())
+    return figures

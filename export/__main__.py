@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from export.errors import ParityError, UserError
+from export.quantize import HOLDOUTS, ISAS, Int8Limits
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -20,6 +21,20 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help or ""
         return super()._get_help_string(action)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {text}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,6 +67,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=True,
         help="dynamic int8 quantization for the CPU",
     )
+    q = p.add_argument_group(
+        "int8 fidelity",
+        "int8 is checked against PyTorch on the parity texts and the --eval-data rows; past any "
+        "limit the next fp32 holdout is tried, and past them all int8 is not written (exit 1). "
+        "Looser limits let int8 flip more flags at the training thresholds (see the README).",
+    )
+    q.add_argument(
+        "--int8-isa",
+        choices=["auto", *ISAS],
+        default="auto",
+        help="quantization preset: auto is this CPU's (onnxruntime runs any x86 preset on any "
+        "x86 CPU, fastest on its own kind)",
+    )
+    q.add_argument(
+        "--int8-fp32",
+        choices=["auto", *HOLDOUTS],
+        default="auto",
+        help="MatMuls kept in fp32: auto tries none, then the feed-forward output projections, "
+        "then all feed-forward MatMuls, and keeps the first within the limits",
+    )
+    q.add_argument(
+        "--int8-max-diff",
+        type=_fraction,
+        default=Int8Limits.max_diff,
+        help="largest absolute probability difference allowed",
+    )
+    q.add_argument(
+        "--int8-p99-diff",
+        type=_fraction,
+        default=Int8Limits.p99_diff,
+        help="99th percentile of the absolute probability difference allowed",
+    )
+    q.add_argument(
+        "--int8-min-agreement",
+        type=_fraction,
+        default=Int8Limits.min_flag_agreement,
+        help="least share of rows whose flag agrees with PyTorch's at the training thresholds, "
+        "per label",
+    )
+    q.add_argument(
+        "--int8-max-auc-drop",
+        type=_fraction,
+        default=Int8Limits.max_auc_drop,
+        help="largest macro ROC-AUC drop on labelled --eval-data",
+    )
     p.add_argument(
         "--fp16",
         action=argparse.BooleanOptionalAction,
@@ -71,7 +131,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="labelled CSV: report each variant's ROC-AUC change against PyTorch",
     )
-    p.add_argument("--eval-rows", type=int, default=2000, help="rows of --eval-data to use")
+    p.add_argument("--eval-rows", type=_positive, default=2000, help="rows of --eval-data to use")
     p.add_argument("--text-column", default="comment_text", help="text column of --eval-data")
     p.add_argument("--force", action="store_true", help="replace --out if it has content")
     return p.parse_args(argv)
@@ -97,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
             eval_rows=args.eval_rows,
             text_column=args.text_column,
             force=args.force,
+            int8_isa=args.int8_isa,
+            int8_fp32=args.int8_fp32,
+            int8_limits=Int8Limits(
+                max_diff=args.int8_max_diff,
+                p99_diff=args.int8_p99_diff,
+                min_flag_agreement=args.int8_min_agreement,
+                max_auc_drop=args.int8_max_auc_drop,
+            ),
         )
     except UserError as e:
         print(f"export: error: {e}", file=sys.stderr)

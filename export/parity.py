@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.fidelity import sigmoid
+
 # Real-looking comments of mixed lengths: one token, a few words, sentences, and one long enough
 # to be cut at the training max length. Written for this check, not taken from any data set.
 PARITY_TEXTS = [
@@ -23,10 +25,6 @@ def batches_for_parity(texts: list[str]) -> list[list[str]]:
     return [[texts[0]], [texts[-1]], texts]
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x.astype(np.float64)))
-
-
 def torch_probs(model, encoded: dict[str, np.ndarray]) -> np.ndarray:
     import torch
 
@@ -44,13 +42,12 @@ def ort_probs(session, encoded: dict[str, np.ndarray]) -> np.ndarray:
     return sigmoid(logits)
 
 
-def max_abs_diff(tokenizer, model, session, texts: list[str], max_len: int) -> float:
-    """The largest probability difference over the parity batches."""
-    worst = 0.0
+def parity_probs(tokenizer, run_one, texts: list[str], max_len: int) -> np.ndarray:
+    """Probabilities over the parity batches, stacked in batch order."""
+    parts = []
     for batch in batches_for_parity(texts):
         encoded = dict(
             tokenizer(batch, padding=True, truncation=True, max_length=max_len, return_tensors="np")
         )
-        diff = np.abs(torch_probs(model, encoded) - ort_probs(session, encoded)).max()
-        worst = max(worst, float(diff))
-    return worst
+        parts.append(run_one(encoded))
+    return np.concatenate(parts)

@@ -8,16 +8,21 @@ import platform
 import shutil
 from pathlib import Path
 
-from export import checks, convert
+import numpy as np
+
+from common.cpu import this_cpu
+from export import checks, convert, quantize
 from export.errors import ParityError, UserError
-from export.evaluate import evaluate, read_labelled_sample
-from export.parity import PARITY_TEXTS, max_abs_diff
-from export.sessions import cuda_usable, open_session
+from export.evaluate import read_labelled_sample
+from export.quantize import Int8Limits
+from export.sessions import cuda_usable
+from export.variants import VariantChecker
 
 log = logging.getLogger("export")
 
-LIMITS = {"fp32": 1e-4, "optimized": 1e-4, "fp16": 1e-2, "int8": None}  # None: reported only
 COPIED = ["thresholds.json", "training_args.json", "metrics.json"]
+# Tried in this order until one keeps int8 within its limits: the first is the fastest.
+INT8_HOLDOUT_ORDER = ("none", "ffn-output", "ffn")
 
 
 def run(
@@ -33,11 +38,18 @@ def run(
     eval_rows: int = 2000,
     text_column: str = "comment_text",
     force: bool = False,
+    int8_isa: str = "auto",
+    int8_fp32: str = "auto",
+    int8_limits: Int8Limits | None = None,
 ) -> dict:
-    """Export, check each variant against PyTorch, and move the folder into place."""
+    """Export, check each variant against PyTorch, and move the folder into place.
+
+    `int8_isa="auto"` is this CPU's preset; `int8_fp32="auto"` tries INT8_HOLDOUT_ORDER.
+    """
     config = checks.check_model_dir(model_dir)
     checks.check_out_dir(out, force)
     checks.check_opset(opset)
+    isa = quantize.isa_for(this_cpu()) if int8_isa == "auto" else int8_isa
     cuda = _resolve_cuda(device)
     if fp16 and not cuda:
         raise UserError(
@@ -53,125 +65,177 @@ def run(
         for name in COPIED:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
-        tokenizer, model = _load_reference(model_dir, tmp)
-        record = _variants(tokenizer, model, tmp, optimized=optimized, int8=int8, fp16=fp16)
+        checker = _checker(model_dir, tmp, labels, sample)
+        record = {"max_length": checker.max_len, "variants": {}, "failed": {}}
+        _plain_variants(checker, tmp, record, optimized=optimized, fp16=fp16)
+        if int8:
+            holdouts = INT8_HOLDOUT_ORDER if int8_fp32 == "auto" else (int8_fp32,)
+            _int8_variant(checker, tmp, record, isa, holdouts, int8_limits or Int8Limits())
         if sample is not None:
-            record["eval"] = _evaluate(tokenizer, model, tmp, record, sample)
+            record["eval"] = _eval_section(checker, record)
         record.update(
-            source=str(model_dir.resolve()),
+            source=str(model_dir),
             opset=opset,
             labels=labels,
-            skipped=_skipped(fp16, cuda),
+            skipped=_skipped(fp16, cuda, int8),
             versions=_versions(),
             axes=_axes(tmp / convert.VARIANT_FILES["fp32"]),
         )
         (tmp / "export.json").write_text(json.dumps(record, indent=2) + "\n")
-    failed = [
-        f"{n} (max abs diff {v['max_abs_diff']:.2e} > {v['limit']:.0e})"
-        for n, v in record["failed"].items()
-    ]
-    if failed:
+    if record["failed"]:
         raise ParityError(
-            f"parity failed for {', '.join(failed)}: not written to {out}; the other variants were"
+            f"{'; '.join(v['why'] for v in record['failed'].values())}: not written to {out}; "
+            "the other variants were"
         )
     return record
 
 
-def _load_reference(model_dir: Path, tmp: Path):
-    """The exported tokenizer and the PyTorch model, loaded once for parity and evaluation."""
+def _checker(model_dir: Path, tmp: Path, labels: list[str], sample) -> VariantChecker:
+    """The exported tokenizer and the PyTorch model, loaded once for every check."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tmp)
-    return tokenizer, AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    return VariantChecker(tokenizer, model, sample=sample, thresholds=_thresholds(tmp, labels))
 
 
-def _variants(tokenizer, model, tmp: Path, *, optimized: bool, int8: bool, fp16: bool) -> dict:
-    max_len = int(tokenizer.model_max_length)
-    record = {"max_length": max_len, "variants": {}, "failed": {}}
+def _thresholds(folder: Path, labels: list[str]) -> list[float] | None:
+    """The training thresholds, for int8's flag agreement (a base model has none)."""
+    path = folder / "thresholds.json"
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        return [float(saved[n]["threshold"]) for n in labels]
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(
+            f"{path} is not the thresholds file python -m train writes ({e!r}); retrain, or "
+            "delete it to export without flags"
+        ) from None
 
-    def check(name: str, path: Path, provider: str, extra: dict | None = None) -> None:
-        diff = max_abs_diff(tokenizer, model, open_session(path, provider), PARITY_TEXTS, max_len)
-        limit = LIMITS[name]
-        entry = {
-            "file": path.name,
-            "provider": provider,
-            "max_abs_diff": diff,
-            "limit": limit,
-            "size_mb": round(path.stat().st_size / 2**20, 2),
-            **(extra or {}),
-        }
-        log.info(
-            "%-9s %-22s %7.1f MB  max abs diff %.2e (limit %s)",
-            name,
-            path.name,
-            entry["size_mb"],
-            diff,
-            limit,
-        )
-        if limit is not None and diff > limit:
-            path.unlink()
-            record["failed"][name] = entry
-            if name == "fp32":  # nothing else can be trusted: write nothing
-                raise ParityError(
-                    f"parity failed for fp32: max abs diff {diff:.2e} > {limit:.0e}"
-                    "; no ONNX model was written"
-                )
-        else:
-            record["variants"][name] = entry
 
-    check("fp32", tmp / convert.VARIANT_FILES["fp32"], "cpu")
+def _plain_variants(checker, tmp: Path, record: dict, *, optimized: bool, fp16: bool) -> None:
+    """fp32 (nothing is written if it fails), optimized and fp16, each within its parity limit."""
+    steps = [("fp32", lambda: tmp / convert.VARIANT_FILES["fp32"], "cpu", None)]
     if optimized:
-        check("optimized", convert.optimize(tmp, for_gpu=False, fp16=False), "cpu")
-    if int8:
-        # From the plain graph: the quantizer's shape inference cannot type fused operators.
-        path, info = convert.quantize_int8(tmp, convert.VARIANT_FILES["fp32"])
-        check("int8", path, "cpu", info)
-    if fp16:
-        check(
-            "fp16",
-            convert.optimize(tmp, for_gpu=True, fp16=True),
-            "cuda",
-            {"io": "int64 inputs, float32 logits (fp16 inside)"},
+        steps.append(
+            ("optimized", lambda: convert.optimize(tmp, for_gpu=False, fp16=False), "cpu", None)
         )
-    return record
+    if fp16:
+        io = {"io": "int64 inputs, float32 logits (fp16 inside)"}
+        steps.append(("fp16", lambda: convert.optimize(tmp, for_gpu=True, fp16=True), "cuda", io))
+    for name, make, provider, extra in steps:
+        path = make()
+        entry, _ = checker.check(name, path, provider, extra)
+        _log(name, entry)
+        if entry["max_abs_diff"] <= entry["limit"]:  # inf (NaN or inf output) never passes
+            record["variants"][name] = entry
+            continue
+        path.unlink()
+        entry["why"] = f"parity failed for {name} ({_gap(entry)} > {entry['limit']:.0e})"
+        record["failed"][name] = entry
+        if name == "fp32":  # nothing else can be trusted: write nothing
+            raise ParityError(f"{entry['why']}; no ONNX model was written")
 
 
-def _evaluate(tokenizer, model, tmp: Path, record: dict, sample) -> dict:
-    sessions = {
-        n: open_session(tmp / v["file"], v["provider"]) for n, v in record["variants"].items()
-    }
-    result = evaluate(model, tokenizer, sessions, *sample, record["max_length"])
-    for name, row in result.items():
-        if isinstance(row, dict) and "roc_auc_change" in row:
+def _int8_variant(checker, tmp, record, isa: str, holdouts, limits: Int8Limits) -> None:
+    """Quantize with the first fp32 holdout that keeps int8 within `limits`; else refuse it."""
+    tried = []
+    for holdout in holdouts:
+        # From the plain graph: the quantizer's shape inference cannot type fused operators.
+        path, info = quantize.quantize(
+            tmp,
+            convert.VARIANT_FILES["fp32"],
+            convert.VARIANT_FILES["int8"],
+            isa=isa,
+            holdout=holdout,
+        )
+        entry, probs = checker.check("int8", path, "cpu", info)
+        entry["fidelity"], broken = checker.int8_fidelity(probs, limits)
+        _log("int8", entry)
+        tried.append({"fp32_holdout": holdout, "broken": broken})
+        if not broken:
+            record["variants"]["int8"] = {**entry, "tried": tried}
+            return
+        log.info("int8 with %s held in fp32 breaks its limits: %s", holdout, "; ".join(broken))
+        path.unlink()
+    entry["tried"] = tried
+    entry["why"] = (
+        f"int8 ({isa}, fp32 holdout {holdout}) breaks its fidelity limits: {'; '.join(broken)}; "
+        "loosen them with --int8-max-diff/--int8-p99-diff/--int8-min-agreement/"
+        "--int8-max-auc-drop or pass --no-int8"
+    )
+    record["failed"]["int8"] = entry
+
+
+def _eval_section(checker, record: dict) -> dict:
+    """Macro ROC-AUC and the gap per kept variant on the --eval-data sample."""
+    section = {"rows": len(checker.texts), "pytorch": {"roc_auc_macro": checker.reference_auc}}
+    for name, entry in record["variants"].items():
+        section[name] = entry.pop("sample")
+        change = section[name].get("roc_auc_change")
+        if change is not None:
             log.info(
                 "%-9s ROC-AUC macro %.4f (change %+.4f against PyTorch)",
                 name,
-                row["roc_auc_macro"],
-                row["roc_auc_change"],
+                section[name]["roc_auc_macro"],
+                change,
             )
-    return result
+    for entry in record["failed"].values():
+        entry.pop("sample", None)
+    return section
+
+
+def _gap(entry: dict) -> str:
+    gap = entry["max_abs_diff"]
+    return f"max abs diff {gap:.2e}" if np.isfinite(gap) else "output not finite (NaN or inf)"
+
+
+def _log(name: str, entry: dict) -> None:
+    fidelity = entry.get("fidelity")
+    extra = (
+        f"; on {fidelity['rows']} texts p99 {fidelity['p99_abs_diff']:.3f}"
+        + (
+            f", flags agree {fidelity['flag_agreement_min']:.2%}"
+            if "flag_agreement_min" in fidelity
+            else ""
+        )
+        if fidelity
+        else ""
+    )
+    log.info(
+        "%-9s %-22s %7.1f MB  %s (limit %s)%s",
+        name,
+        entry["file"],
+        entry["size_mb"],
+        _gap(entry),
+        entry["limit"],
+        extra,
+    )
 
 
 def _resolve_cuda(device: str) -> bool:
     usable = device != "cpu" and cuda_usable()
     if device == "cuda" and not usable:
         raise UserError(
-            "--device cuda was asked for but onnxruntime cannot use CUDA here; "
-            "install onnxruntime-gpu with CUDA 12/13 libraries or pass --device cpu"
+            "--device cuda was asked for but onnxruntime cannot use CUDA here; onnxruntime-gpu "
+            'needs CUDA 13 and cuDNN 9: pip install "onnxruntime-gpu[cuda,cudnn]", or pass '
+            "--device cpu"
         )
     return usable
 
 
-def _skipped(fp16: bool, cuda: bool) -> dict:
+def _skipped(fp16: bool, cuda: bool, int8: bool) -> dict:
+    skipped = {} if int8 else {"int8": "turned off with --no-int8"}
     if fp16:
-        return {}
+        return skipped
     why = (
         "no usable CUDA execution provider to check its parity; run python -m export on "
         "a GPU machine"
         if not cuda
         else "turned off with --no-fp16"
     )
-    return {"fp16": why}
+    return {**skipped, "fp16": why}
 
 
 def _axes(path: Path) -> dict:

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from common.fidelity import first_non_finite_row
+from common.fidelity import sigmoid as sigmoid64
+from score.errors import UserError
 from score.model_folder import choose_variant, read_model_folder, resolve_max_len
 from score.sessions import open_session, resolve_provider
 
@@ -108,14 +111,29 @@ class Scorer:
         """float32 probabilities, shape (len(texts), len(labels)), in input order."""
         return self.predict_tokens(self.tokenize(texts))
 
-    def predict_tokens(self, tokens: Tokens) -> np.ndarray:
-        """Sort by length, run batches padded to their longest text, put rows back in order."""
+    def predict_tokens(self, tokens: Tokens, first_row: int = 0) -> np.ndarray:
+        """Sort by length, run batches padded to their longest text, put rows back in order.
+
+        A NaN or inf logit stops the run (UserError naming the variant and the input row,
+        `first_row` being the 0-based input row of `tokens[0]`): it is never written.
+        """
         probs = np.empty((len(tokens), len(self.labels)), dtype=np.float32)
         order = np.argsort(tokens.lengths, kind="stable")
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            probs[rows] = sigmoid(self.run_batch(self.padded_batch(tokens, rows)))
+            logits = self.run_batch(self.padded_batch(tokens, rows))
+            if first_non_finite_row(logits) is not None:
+                bad = rows[~np.isfinite(logits).all(axis=1)].min()
+                raise UserError(self._non_finite_message(first_row + int(bad)))
+            probs[rows] = sigmoid(logits)
         return probs
+
+    def _non_finite_message(self, row: int) -> str:
+        return (
+            f"the {self.variant} model gave a non-finite score (NaN or inf) for input row {row} "
+            "(0-based); nothing was written. Re-export the model with "
+            "python -m export (it checks every variant) or pass another --variant"
+        )
 
     def padded_batch(self, tokens: Tokens, rows: np.ndarray) -> dict[str, np.ndarray]:
         """int64 inputs for `rows`, padded with 0 to the longest of them."""
@@ -147,4 +165,4 @@ class Scorer:
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """In float64 so large negative logits don't overflow, returned as float32."""
-    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float32)
+    return sigmoid64(logits).astype(np.float32)

@@ -98,7 +98,7 @@ def _score_file(source, scorer, output_path, schema, cut, chunk_rows: int, quiet
 
     def predict(item: tuple[Chunk, Tokens]) -> tuple[Chunk, np.ndarray]:
         chunk, tokens = item
-        return chunk, scorer.predict_tokens(tokens)
+        return chunk, scorer.predict_tokens(tokens, first_row=chunk.start)
 
     with bar, ParquetOutput(output_path, schema) as out:
 

@@ -12,7 +12,12 @@ from score.errors import UserError
 log = logging.getLogger("score")
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-CUDA_FIX = "install onnxruntime-gpu with the CUDA 12 libraries (nvidia-* pip packages)"
+# The installed onnxruntime-gpu wheel is built for CUDA 13 and cuDNN 9; its own extras bring
+# them as pip packages (a CUDA 13 build of torch, imported first, brings them too).
+CUDA_FIX = (
+    'onnxruntime-gpu needs CUDA 13 and cuDNN 9: pip install "onnxruntime-gpu[cuda,cudnn]" '
+    "(or a CUDA 13 build of torch)"
+)
 
 
 def resolve_provider(requested: str) -> str:

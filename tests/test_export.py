@@ -14,8 +14,10 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from export import run as export_run
+from common.cpu import this_cpu
+from export import variants
 from export.__main__ import main
+from export.quantize import isa_for
 
 TEXTS = [
     "ok",
@@ -30,7 +32,7 @@ TEXTS = [
 @pytest.fixture(scope="session")
 def onnx_dir(tmp_path_factory, trained_model_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("export") / "onnx"
-    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 0
+    assert main(["--model", str(trained_model_dir), "--out", str(out), "--device", "cpu"]) == 0
     return out
 
 
@@ -56,7 +58,7 @@ def test_folder_is_self_contained(onnx_dir: Path, trained_model_dir: Path):
     assert set(record["variants"]) == {"fp32", "optimized", "int8"}
     assert "fp16" in record["skipped"]  # no CUDA here: said, not silently missing
     assert record["versions"]["onnxruntime"] == ort.__version__
-    assert record["source"] == str(trained_model_dir.resolve())
+    assert record["source"] == str(trained_model_dir)
     config = json.loads((onnx_dir / "config.json").read_text())
     assert next(iter(config["id2label"].values())) == "toxic"
     assert AutoTokenizer.from_pretrained(onnx_dir).model_max_length == 64
@@ -86,10 +88,18 @@ def test_probabilities_match_pytorch_for_any_batch(onnx_dir, trained_model_dir, 
         np.testing.assert_allclose(got, ref.numpy(), atol=atol)
 
 
-def test_int8_is_smaller_and_close(onnx_dir: Path):
-    record = json.loads((onnx_dir / "export.json").read_text())
-    assert record["variants"]["int8"]["size_mb"] < record["variants"]["fp32"]["size_mb"]
-    assert record["variants"]["int8"]["max_abs_diff"] < 0.1
+def test_int8_is_smaller_and_within_its_fidelity_limits(onnx_dir: Path):
+    int8 = json.loads((onnx_dir / "export.json").read_text())["variants"]["int8"]
+    assert (
+        int8["size_mb"]
+        < 0.7 * json.loads((onnx_dir / "export.json").read_text())["variants"]["fp32"]["size_mb"]
+    )
+    fidelity = int8["fidelity"]
+    assert fidelity["max_abs_diff"] <= fidelity["limits"]["max_diff"] == 0.05
+    assert fidelity["p99_abs_diff"] <= fidelity["limits"]["p99_diff"] == 0.02
+    assert "flag_agreement_min" not in fidelity  # flags are compared on --eval-data rows only
+    assert int8["isa"] == isa_for(this_cpu())  # the preset of the CPU the tests run on
+    assert int8["tried"][-1] == {"fp32_holdout": int8["fp32_holdout"], "broken": []}
 
 
 def test_loads_with_optimum(onnx_dir: Path):
@@ -112,6 +122,8 @@ def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_
         "--no-optimized",
         "--eval-data",
         str(labelled_csv),
+        "--device",
+        "cpu",
     ]
     assert main(args) == 0
     record = json.loads((out / "export.json").read_text())
@@ -122,6 +134,10 @@ def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_
     assert record["eval"]["fp32"]["max_abs_diff"] < 1e-4
     assert abs(record["eval"]["fp32"]["roc_auc_change"]) < 0.01
     assert np.isfinite(record["eval"]["int8"]["roc_auc_change"])
+    fidelity = record["variants"]["int8"]["fidelity"]
+    assert fidelity["sample_rows"] == record["eval"]["rows"] == 70
+    assert len(fidelity["flag_agreement"]) == 6  # one per label, at the training thresholds
+    assert fidelity["roc_auc_change"] == record["eval"]["int8"]["roc_auc_change"]
 
 
 def _error(capsys) -> str:
@@ -171,24 +187,26 @@ def test_out_with_content_needs_force(tmp_path, trained_model_dir, capsys):
 
 def test_fp16_without_cuda_is_refused(tmp_path, trained_model_dir, capsys):
     out = tmp_path / "onnx"
-    assert main(["--model", str(trained_model_dir), "--out", str(out), "--fp16"]) == 2
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--fp16", "--device", "cpu"]
+    assert main(argv) == 2
     assert "--fp16 needs the CUDA execution provider" in _error(capsys)
     assert not out.exists()
 
 
 def test_variant_over_its_limit_is_not_written(tmp_path, trained_model_dir, capsys, monkeypatch):
-    monkeypatch.setitem(export_run.LIMITS, "optimized", -1.0)  # any difference is too much
+    monkeypatch.setitem(variants.PARITY_LIMITS, "optimized", -1.0)  # any difference is too much
     out = tmp_path / "onnx"
-    assert main(["--model", str(trained_model_dir), "--out", str(out), "--no-int8"]) == 1
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--no-int8", "--device", "cpu"]
+    assert main(argv) == 1
     assert "parity failed for optimized (max abs diff" in _error(capsys)
     assert (out / "model.onnx").exists() and not (out / "model_optimized.onnx").exists()
     assert "optimized" in json.loads((out / "export.json").read_text())["failed"]
 
 
 def test_fp32_over_its_limit_writes_nothing(tmp_path, trained_model_dir, capsys, monkeypatch):
-    monkeypatch.setitem(export_run.LIMITS, "fp32", -1.0)
+    monkeypatch.setitem(variants.PARITY_LIMITS, "fp32", -1.0)
     out = tmp_path / "onnx"
-    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 1
+    assert main(["--model", str(trained_model_dir), "--out", str(out), "--device", "cpu"]) == 1
     assert "parity failed for fp32" in _error(capsys)
     assert not out.exists()
     assert not list(tmp_path.glob(".onnx.tmp-*"))

@@ -133,10 +133,6 @@ def test_predict_keeps_input_order_across_length_sorted_batches(onnx_dir: Path):
 
 @pytest.mark.gpu
 def test_cuda_io_binding_matches_the_cpu(onnx_dir: Path):
-    from score.sessions import cuda_usable
-
-    if not cuda_usable():
-        pytest.skip("onnxruntime cannot use CUDA here")
     texts = _texts(comment_rows() + EXTRA_ROWS)
     cpu = Scorer(onnx_dir, variant="fp32", provider="cpu").predict(texts)
     auto = Scorer(onnx_dir, provider="auto", batch_size=4)

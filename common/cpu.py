@@ -1,0 +1,72 @@
+"""The facts about this CPU that choose a branch (int8 preset, CPU variant): read once, passed in.
+
+Every choice made from these facts is a pure function of a `CpuFacts`, so tests run each branch
+on any machine by passing another CPU's facts.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# The extensions that decide fp32, bf16 and int8 kernel speed, in the order reports list them.
+KEY_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+)
+
+
+@dataclass(frozen=True)
+class CpuFacts:
+    model: str
+    machine: str  # platform.machine(): x86_64, aarch64, arm64 ...
+    flags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_arm(self) -> bool:
+        return self.machine.lower() in {"aarch64", "arm64"}
+
+    def key_flags(self) -> list[str]:
+        return [f for f in KEY_FLAGS if f in self.flags]
+
+    def slug(self) -> str:
+        """A folder name for results: the model and the flags that matter, e.g.
+        `amd-epyc-avx2-avx512f-avx512-vnni`, so runs on different CPUs sit side by side."""
+        name = " ".join(
+            [self.model, *[f for f in self.key_flags() if f.startswith(("avx", "amx"))]]
+        )
+        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+    def describe(self) -> str:
+        """One line for reports: model name and the flags that matter."""
+        flags = " ".join(self.key_flags()) or "no SIMD flags read"
+        return f"{self.model} ({self.machine}; {flags})"
+
+
+def this_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFacts:
+    """This machine's CPU, read from /proc/cpuinfo where there is one."""
+    machine = platform.machine() or "unknown"
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return CpuFacts(platform.processor() or "unknown", machine)
+    return parse_cpuinfo(text, machine)
+
+
+def parse_cpuinfo(text: str, machine: str) -> CpuFacts:
+    model = re.search(r"^(?:model name|Model|CPU part)\s*:\s*(.+)$", text, re.MULTILINE)
+    flags = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", text, re.MULTILINE)
+    return CpuFacts(
+        model=model.group(1).strip() if model else platform.processor() or "unknown",
+        machine=machine,
+        flags=frozenset(flags.group(1).split()) if flags else frozenset(),
+    )

@@ -1,0 +1,116 @@
+"""Dynamic int8 quantization for the CPU: the preset per instruction set, and the fp32 holdouts.
+
+onnxruntime runs a file quantized with any x86 preset on any x86 CPU; the preset decides which
+integer kernels it was shaped for, so by default it is this CPU's (`--int8-isa`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.cpu import CpuFacts
+
+ISAS = ("avx2", "avx512", "avx512_vnni", "arm64")
+
+# Which MatMuls stay in fp32. BERT's feed-forward output projection reads GELU activations with
+# a few very large channels; one int8 scale per tensor for those rows costs most of the error.
+# Patterns on optimum's node names, e.g. /bert/encoder/layer.0/output/dense/MatMul (the
+# attention block's own output projection is .../attention/output/dense/MatMul: not matched).
+HOLDOUTS = {
+    "none": None,
+    "ffn-output": re.compile(r"/layer\.\d+/output/dense/MatMul$"),
+    "ffn": re.compile(r"/layer\.\d+/(output|intermediate)/dense/MatMul$"),
+}
+
+
+def isa_for(cpu: CpuFacts) -> str:
+    """The preset that fits a CPU: VNNI (AVX-512 or AVX) multiplies u8 by s8 without saturating."""
+    if cpu.is_arm:
+        return "arm64"
+    if cpu.flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        return "avx512_vnni"
+    return "avx512" if "avx512f" in cpu.flags else "avx2"
+
+
+def preset(isa: str, exclude: list[str]):
+    """optimum's preset for `isa`, dynamic, per-channel weights.
+
+    Each preset takes only the arguments it knows (avx512_vnni and arm64 have no reduce_range).
+    avx512 without VNNI multiplies u8 by s8 in 16-bit pairs that can saturate, so its weights
+    use 7 bits; the avx2 preset quantizes weights to u8, whose kernel widens to 32 bits first
+    and needs no such cut.
+    """
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    if isa not in ISAS:
+        raise ValueError(f"unknown int8 preset {isa!r}")
+    extra = {"reduce_range": True} if isa == "avx512" else {}
+    return getattr(AutoQuantizationConfig, isa)(
+        is_static=False, per_channel=True, nodes_to_exclude=exclude, **extra
+    )
+
+
+def held_out_nodes(model_path: Path, holdout: str) -> list[str]:
+    """Names of the MatMul nodes that `holdout` keeps in fp32."""
+    import onnx
+
+    pattern = HOLDOUTS[holdout]
+    if pattern is None:
+        return []
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    return [n.name for n in graph.node if n.op_type == "MatMul" and pattern.search(n.name)]
+
+
+def quantize(out: Path, source: str, target: str, *, isa: str, holdout: str) -> tuple[Path, dict]:
+    """Write `target` in `out`: `source` with its MatMuls in int8 except the holdouts."""
+    from optimum.onnxruntime import ORTQuantizer
+
+    exclude = held_out_nodes(out / source, holdout)
+    config = preset(isa, exclude)
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
+        quantizer = ORTQuantizer.from_pretrained(out, file_name=source)
+        quantizer.quantize(config, save_dir=scratch, file_suffix="int8")
+        made = next(Path(scratch).glob("*_int8.onnx"))
+        shutil.move(made, out / target)
+    return out / target, {
+        "source": source,
+        "isa": isa,
+        "per_channel": True,
+        "reduce_range": bool(config.reduce_range),
+        "weights": config.weights_dtype.name,
+        "fp32_holdout": holdout,
+        "fp32_nodes": len(exclude),
+    }
+
+
+@dataclass(frozen=True)
+class Int8Limits:
+    """How far int8 may stray from PyTorch; the defaults keep flags and rankings as they were."""
+
+    max_diff: float = 0.05
+    p99_diff: float = 0.02
+    min_flag_agreement: float = 0.995
+    max_auc_drop: float = 0.002
+
+    def broken(self, figures: dict) -> list[str]:
+        """The limits `figures` break, each as 'what measured > limit'."""
+        out = []
+        if not figures["max_abs_diff"] <= self.max_diff:  # `not <=` so NaN breaks it too
+            out.append(f"max abs diff {figures['max_abs_diff']:.3f} > {self.max_diff}")
+        if not figures["p99_abs_diff"] <= self.p99_diff:
+            out.append(f"p99 abs diff {figures['p99_abs_diff']:.3f} > {self.p99_diff}")
+        # On fewer rows than one flip in 1/(1 - min agreement), one flipped flag or one reordered
+        # near-tie breaks these alone: they bind from 200 --eval-data rows (at 99.5%).
+        if figures.get("sample_rows", 0) * (1 - self.min_flag_agreement) < 1:
+            return out
+        agree = figures.get("flag_agreement_min")
+        if agree is not None and agree < self.min_flag_agreement:
+            out.append(f"flag agreement {agree:.2%} < {self.min_flag_agreement:.1%}")
+        change = figures.get("roc_auc_change")
+        if change is not None and not change >= -self.max_auc_drop:
+            out.append(f"ROC-AUC change {change:+.4f} < -{self.max_auc_drop}")
+        return out
