@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from common.cli import positive_int
 from export.errors import ParityError, UserError
 
 
@@ -71,7 +72,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="labelled CSV: report each variant's ROC-AUC change against PyTorch",
     )
-    p.add_argument("--eval-rows", type=int, default=2000, help="rows of --eval-data to use")
+    p.add_argument(
+        "--eval-rows", type=positive_int, default=2000, help="rows of --eval-data to use"
+    )
     p.add_argument("--text-column", default="comment_text", help="text column of --eval-data")
     p.add_argument("--force", action="store_true", help="replace --out if it has content")
     return p.parse_args(argv)
