@@ -221,13 +221,14 @@ def _gpus_per_worker(ray, provider: str, requested: float | None) -> float:
 
 
 def _check_fits(ray, workers: int, gpus: float) -> None:
-    """Ray waits for ever for actors the cluster has no room for: refuse them up front."""
+    """Ray waits for ever for actors the cluster has no room for, and for readers once the
+    actors hold every CPU (measured: 2 workers on a 2-CPU cluster hang): refuse up front."""
     have = ray.cluster_resources()
-    cpus = have.get("CPU", 0)
-    if workers > cpus:  # each worker asks Ray for 1 CPU
+    cpus, need = have.get("CPU", 0), workers + READ_CPUS  # each worker holds 1 CPU
+    if need > cpus:
         raise UserError(
-            f"--num-workers {workers} needs {workers} CPUs and the Ray cluster has {cpus:g}; "
-            "pass a smaller --num-workers or add nodes"
+            f"--num-workers {workers} needs {need:g} CPUs ({workers} workers and a reader) and "
+            f"the Ray cluster has {cpus:g}; pass a smaller --num-workers or add nodes"
         )
     if gpus and workers * gpus > have.get("GPU", 0):
         raise UserError(

@@ -112,7 +112,7 @@ def test_inputs_are_checked_before_ray_starts(
         (["--address", "127.0.0.1:1"], "nothing answers at --address 127.0.0.1:1"),
         (["--address", "ray://127.0.0.1:1"], "nothing answers at --address ray://127.0.0.1:1"),
         (["--address", "no-port-here"], "is not auto, HOST:PORT or ray://HOST:PORT"),
-        (["--num-workers", "64"], "--num-workers 64 needs 64 CPUs and the Ray cluster has"),
+        (["--num-workers", "64"], "--num-workers 64 needs 64.5 CPUs (64 workers and a reader)"),
     ],
 )
 def test_bad_ray_settings_are_one_line_and_quick(
