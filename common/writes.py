@@ -147,7 +147,11 @@ def _swap_in(new: Path, out: Path) -> None:
         return
     old = temp_name(out, "old")
     os.replace(out, old)
-    os.replace(new, out)
+    try:
+        os.replace(new, out)
+    except OSError:
+        os.replace(old, out)  # the old output back in place before the error is reported
+        raise
     _fsync(out.parent)
     _remove(old)
 
