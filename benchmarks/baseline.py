@@ -21,8 +21,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.quality import macro, per_label_auc
-from train.data import JIGSAW_LABELS, read_labelled_csv
-from train.errors import UserError
+from common.errors import UserError
+from common.labelled import JIGSAW_LABELS, read_labelled_csv
+from common.writes import write_text
 
 
 def features(train_texts: list[str], eval_texts: list[str]):
@@ -82,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         result = baseline(args.data, args.eval_data, args.labels, args.text_column)
+        text = json.dumps(result, indent=2)
+        if args.out:
+            write_text(args.out, text + "\n")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
     return 0
 
 

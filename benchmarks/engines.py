@@ -174,6 +174,7 @@ class EndToEndEngine:
             provider=self.asked,
             variant=self.variant,
             quiet=True,
+            force=True,  # each repeat replaces the last one's output
             **self.options,
         )
         check_provider("the end-to-end run", self.asked, summary["provider"], None)

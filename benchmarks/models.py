@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from benchmarks.errors import UserError
+from common.jsonfile import read_json
 
 log = logging.getLogger("benchmarks")
 
+EXPORT = "python -m export"
 BERT_BASE_MAX_LEN = 128  # the length the GPU targets are stated for
 
 
@@ -24,9 +25,10 @@ def check_folders(model_dir: Path, onnx_dir: Path) -> dict:
         raise UserError(
             f"{onnx_dir} has no export.json; pass --onnx with the output of python -m export"
         )
-    record = json.loads((onnx_dir / "export.json").read_text())
+    record = read_json(onnx_dir / "export.json", f"pass --onnx with the output of {EXPORT}")
     labels = _labels(model_dir / "config.json")
-    if labels != record.get("labels", _labels(onnx_dir / "config.json")):
+    exported = record["labels"] if "labels" in record else _labels(onnx_dir / "config.json")
+    if labels != exported:
         raise UserError(
             f"{model_dir} and {onnx_dir} have different labels; pass the export of --model "
             "as --onnx"
@@ -38,7 +40,10 @@ def check_folders(model_dir: Path, onnx_dir: Path) -> dict:
 
 
 def _labels(config_path: Path) -> list[str]:
-    id2label = json.loads(config_path.read_text()).get("id2label") or {}
+    fix = f"pass folders written by python -m train and {EXPORT}"
+    if not config_path.is_file():
+        raise UserError(f"{config_path.parent} has no config.json; {fix}")
+    id2label = read_json(config_path, fix).get("id2label") or {}
     return [id2label[str(i)] for i in range(len(id2label))]
 
 

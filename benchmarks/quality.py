@@ -8,16 +8,22 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from common.labelled import read_labelled_csv
+
 log = logging.getLogger("benchmarks")
 
 REFERENCE = "pytorch-fp32-bucketed"
 
 
 def read_labelled(path: Path, text_column: str, labels: list[str], rows: int | None):
-    """Texts and 0/1 labels; rows labelled -1 (Jigsaw's unscored test rows) are left out."""
-    from export.evaluate import read_labelled_sample
-
-    return read_labelled_sample(path, text_column, labels, rows or 10**9)
+    """Texts and 0/1 labels under the one labelled-CSV reader's rules (`common.labelled`);
+    rows labelled -1 (Jigsaw's unscored test rows) are left out and counted."""
+    data = read_labelled_csv(
+        path, text_column, labels, drop_unlabeled=True, limit=rows, flag="--eval-data"
+    )
+    if data.dropped_unlabeled:
+        log.info("%s: %d rows labelled -1 (unscored) left out", path, data.dropped_unlabeled)
+    return data.texts, data.labels.astype(np.int8)
 
 
 def per_label_auc(truth: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:

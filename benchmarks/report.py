@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
 from benchmarks import targets
+from common.writes import atomic_file, write_text
 
 CHART = "throughput.png"
 
@@ -17,18 +17,11 @@ def write(folder: Path, record: dict) -> None:
     """Each file under a temporary name first, renamed when complete."""
     folder.mkdir(parents=True, exist_ok=True)
     record["written"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    _replace(folder / "results.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_text(folder / "results.json", json.dumps(record, indent=2, default=str) + "\n")
     if record.get("throughput"):
-        tmp = folder / f".{CHART}.tmp-{os.getpid()}.png"
-        chart(record, tmp)
-        os.replace(tmp, folder / CHART)
-    _replace(folder / "report.md", markdown(record))
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+        with atomic_file(folder / CHART) as tmp:
+            chart(record, tmp)
+    write_text(folder / "report.md", markdown(record))
 
 
 def markdown(record: dict) -> str:
@@ -213,7 +206,7 @@ def chart(record: dict, path: Path) -> None:
     )
     ax.set_xlim(0, max(speed[n]["rows_per_s_max"] for n in names) * 1.2)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format="png")  # the temporary name has no .png
     plt.close(fig)
 
 

@@ -82,7 +82,7 @@ def run(
     timed = load_texts(s.texts, s.rows, s.text_column, s.seed) if command != "quality" else None
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
         if bert_base:
-            from train.data import JIGSAW_LABELS
+            from common.labelled import JIGSAW_LABELS
 
             s.model_dir, s.onnx_dir = models.build_and_export_bert_base(
                 Path(tmp), device, list(JIGSAW_LABELS)

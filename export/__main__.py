@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from common.cli import positive_int
 from export.errors import ParityError, UserError
 from export.quantize import HOLDOUTS, ISAS, Int8Limits
 
@@ -21,13 +22,6 @@ class _Help(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False:
             return action.help or ""
         return super()._get_help_string(action)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
 
 
 def _fraction(text: str) -> float:
@@ -131,7 +125,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="labelled CSV: report each variant's ROC-AUC change against PyTorch",
     )
-    p.add_argument("--eval-rows", type=_positive, default=2000, help="rows of --eval-data to use")
+    p.add_argument(
+        "--eval-rows", type=positive_int, default=2000, help="rows of --eval-data to use"
+    )
     p.add_argument("--text-column", default="comment_text", help="text column of --eval-data")
     p.add_argument("--force", action="store_true", help="replace --out if it has content")
     return p.parse_args(argv)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
+from common.jsonfile import read_json
+from common.writes import check_target, staged_folder
 from export.errors import UserError
 
 MIN_OPSET = 14  # the exporter's scaled-dot-product attention needs opset 14 or newer
@@ -28,13 +25,33 @@ def check_model_dir(model_dir: Path) -> dict:
             f"{model_dir} is not a saved model (no config.json or weights); pass "
             "--model with the output of python -m train"
         )
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path, "pass --model with the output of python -m train")
     if config.get("problem_type") != "multi_label_classification" or not config.get("id2label"):
         raise UserError(
             f"{model_dir}/config.json is not a multi-label classifier (no id2label "
             "or problem_type); export a folder written by python -m train"
         )
     return config
+
+
+def check_optimizable(model_dir: Path, config: dict, optimized: bool, fp16: bool) -> None:
+    """The optimized and fp16 variants need onnxruntime's transformer optimizer, which knows
+    only some architectures: ask optimum's own rule before anything is exported."""
+    if not (optimized or fp16):
+        return
+    from optimum.onnxruntime.configuration import OptimizationConfig
+    from optimum.onnxruntime.utils import ORTConfigManager
+
+    model_type = config.get("model_type", "unknown")
+    try:
+        ORTConfigManager.check_optimization_supported_model(model_type, OptimizationConfig())
+    except NotImplementedError:
+        asked = (("--no-optimized", optimized), ("--no-fp16", fp16))
+        flags = " and ".join(flag for flag, on in asked if on)
+        raise UserError(
+            f"{model_dir} is a {model_type} model, which onnxruntime's graph optimizer does not "
+            f"support; pass {flags}"
+        ) from None
 
 
 def check_opset(opset: int) -> None:
@@ -79,24 +96,8 @@ def newest_runnable_opset() -> int:
 
 
 def check_out_dir(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder; pass another --out")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} already exists and is not empty; pass --force to replace it")
+    """The one rule of every stage (`common.writes`): an --out with content needs --force."""
+    check_target(out, force, folder=True)
 
 
-@contextmanager
-def staged_dir(out: Path) -> Iterator[Path]:
-    """A temporary sibling folder that replaces `out` only when the block succeeds."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+staged_dir = staged_folder  # the folder is built beside --out and swapped in on success

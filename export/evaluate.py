@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from sklearn.metrics import roc_auc_score
 
-from export.errors import UserError
+from common.labelled import read_labelled_csv
 from export.parity import ort_probs, torch_probs
+
+log = logging.getLogger("export")
 
 
 def read_labelled_sample(path: Path, text_column: str, labels: list[str], rows: int):
-    """The first `rows` labelled rows (any -1 "unscored" rows skipped, as in Jigsaw's test set)."""
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; pass --eval-data with a labelled CSV")
-    try:
-        frame = pl.read_csv(path, infer_schema=False, n_rows=None)
-    except pl.exceptions.ComputeError as e:
-        raise UserError(f"{path} is not a readable CSV; fix the file") from e
-    missing = [c for c in [text_column, *labels] if c not in frame.columns]
-    if missing:
-        raise UserError(
-            f"{path} has no column {', '.join(missing)} "
-            f"(found: {', '.join(frame.columns)}); pass --text-column"
-        )
-    frame = frame.filter(pl.all_horizontal(pl.col(c).is_in(["0", "1"]) for c in labels)).head(rows)
-    if frame.height == 0:
-        raise UserError(f"{path} has no rows with 0/1 labels; give a labelled CSV")
-    texts = frame[text_column].fill_null("").to_list()
-    return texts, frame.select(pl.col(labels).cast(pl.Int8)).to_numpy()
+    """Texts and 0/1 labels of the first `rows` rows, under the one labelled-CSV reader's rules
+    (`common.labelled`); rows labelled -1 (Jigsaw's unscored test rows) are left out and counted."""
+    data = read_labelled_csv(
+        path, text_column, labels, drop_unlabeled=True, limit=rows, flag="--eval-data"
+    )
+    if data.dropped_unlabeled:
+        log.info("%s: %d rows labelled -1 (unscored) left out", path, data.dropped_unlabeled)
+    return data.texts, data.labels.astype(np.int8)
 
 
 def macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -57,6 +57,7 @@ def run(
             "usable here; run on a GPU machine or pass --no-fp16"
         )
     fp16 = cuda if fp16 is None else fp16
+    checks.check_optimizable(model_dir, config, optimized, fp16)
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     sample = read_labelled_sample(eval_data, text_column, labels, eval_rows) if eval_data else None
 

@@ -49,7 +49,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "output",
         type=Path,
-        help="Parquet file (a folder with --engine ray), replaced only when scoring succeeds",
+        help="Parquet file (a folder with --engine ray), written only when scoring succeeds",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing output (it is kept until the new one is complete)",
     )
     p.add_argument(
         "--model", type=Path, default=Path("artifacts/onnx"), help="the export stage's folder"
@@ -122,7 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ray.add_argument(
         "--gpus-per-worker",
-        type=float,
+        type=_positive_float,
         default=None,
         help="GPUs each worker holds (default: 1 when the cluster has GPUs, else 0)",
     )
@@ -143,6 +148,18 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a number above 0, got {text} (for CPU workers pass --provider cpu)"
+        )
+    return value
+
+
 def _score(args: argparse.Namespace) -> dict:
     options = {
         "model_dir": args.model,
@@ -157,6 +174,7 @@ def _score(args: argparse.Namespace) -> dict:
         "encoding": args.encoding,
         "threads": args.threads,
         "quiet": args.quiet,
+        "force": args.force,
     }
     if args.engine == "ray":
         from score.ray_engine import run_ray

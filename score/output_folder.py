@@ -2,19 +2,21 @@
 
 Parts are named by the input row they start at (`part-000000050000.parquet`), so sorting the names
 gives input order, and a retried task rewrites the same name instead of adding a copy. Before the
-rename every input's parts must tile its rows exactly: nothing lost, nothing doubled.
+rename every input's parts must tile its rows exactly (nothing lost, nothing doubled), and each
+part must be on the driver's disk with the rows its worker reported. The folder follows the write
+rule of every stage (`common.writes.staged_folder`): replaced only with --force, the old one kept
+until the new one is in place.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.writes import atomic_file, check_writable
 from score.errors import UserError
 
 MANIFEST = "_manifest.json"
@@ -28,33 +30,28 @@ def write_part(folder: Path, input_stem: str, first_row: int, table: pa.Table) -
     """Write one part atomically; returns its path relative to `folder`."""
     target = folder / input_stem / part_name(first_row)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    try:
+    # tidy=False: workers on other nodes share this folder, and a PID means nothing across
+    # machines; finish() removes what failed attempts left.
+    with atomic_file(target, tidy=False) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return str(target.relative_to(folder))
 
 
-def check_output_folder(out: Path) -> None:
-    """A new or empty folder, or one this command wrote before (it has our manifest)."""
+def check_output_folder(out: Path, force: bool = False) -> None:
+    """A new or empty folder, or (with --force) one this command wrote: it has our manifest."""
     if out.exists() and not out.is_dir():
         raise UserError(f"the output {out} is a file; --engine ray writes a folder: pass one")
-    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
-        raise UserError(
-            f"the output folder {out} already holds files that python -m score did not write; "
-            "pass a new or empty folder"
-        )
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            raise UserError(
+                f"the output folder {out} already holds files that python -m score did not "
+                "write; pass a new or empty folder"
+            )
+        if not force:
+            raise UserError(f"{out} already exists and is not empty; pass --force to replace it")
     if not out.parent.is_dir():
         raise UserError(f"the output's parent folder {out.parent} does not exist; create it first")
-
-
-def staging_folder(out: Path) -> Path:
-    staging = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    return staging
+    check_writable(out, "output folder")
 
 
 def check_parts(parts: list[dict]) -> dict[str, dict]:
@@ -84,18 +81,36 @@ def check_parts(parts: list[dict]) -> dict[str, dict]:
     return summary
 
 
-def commit(staging: Path, out: Path, manifest: dict) -> None:
-    """Drop what failed attempts left (stray parts, a killed worker's temporary file), write
-    the manifest, put the folder in place."""
+def check_parts_on_disk(staging: Path, parts: list[dict]) -> None:
+    """Each part a worker reported is on this machine, reads as Parquet, and holds its rows:
+    a worker on another node without shared storage writes to its own disk."""
+    shared = (
+        "the output folder must be on storage that every Ray node sees at the same path (NFS "
+        "or a shared mount); pass such an output path"
+    )
+    for part in parts:
+        path = staging / part["path"]
+        if not path.is_file():
+            raise UserError(f"{path}, written by a Ray worker, is not on this machine; {shared}")
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(
+                f"{path}, written by a Ray worker, is not Parquet ({first}); {shared}"
+            ) from None
+        if rows != part["rows"]:
+            raise UserError(
+                f"{path} holds {rows} rows where its Ray worker wrote {part['rows']}; {shared}"
+            )
+
+
+def finish(staging: Path, parts: list[dict], manifest: dict) -> None:
+    """Check the parts on this disk, drop what failed attempts left (stray parts, a killed
+    worker's temporary file), and write the manifest; the caller puts the folder in place."""
+    check_parts_on_disk(staging, parts)
     keep = {p for entry in manifest["inputs"].values() for p in entry["parts"]}
     for path in staging.rglob("*"):
         if path.is_file() and str(path.relative_to(staging)) not in keep:
             path.unlink()
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(staging, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, out)

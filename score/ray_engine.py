@@ -3,21 +3,24 @@
 Every input is checked here first with the single-machine checks, so bad input gets the same
 message before any worker starts. Ray Data then streams: CPU tasks read and tokenize chunks
 (score.ray_workers.read_inputs), a fixed pool of actors runs the model and writes Parquet parts
-(ChunkScorer), and the parts are checked to cover every input row before the folder is renamed
-into place. Ray retries the tasks of a worker that dies; a part rewritten by a retry keeps its name.
+(ChunkScorer), and the parts are checked to cover every input row, and to be on this machine's
+disk with their rows, before the folder is renamed into place. Ray retries the tasks of a worker
+that dies; a part rewritten by a retry keeps its name. The provider and variant are chosen here,
+once, from the model folder and the cluster's GPUs, and every worker is told to use them.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
+import socket
 import time
 from pathlib import Path
 
+from common.writes import staged_folder
 from score.errors import UserError
 from score.input_list import expand_inputs
 from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
-from score.output_folder import check_output_folder, check_parts, commit, staging_folder
+from score.output_folder import check_output_folder, check_parts, finish
 from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
 from score.reader import open_input
 from score.writer import output_schema
@@ -29,6 +32,7 @@ log = logging.getLogger("score")
 # leaves room for a reader beside a worker on a 2-core machine.
 READ_CPUS = 0.5
 INSTALL = 'pip install -e ".[ray]"'
+ADDRESS_TIMEOUT_S = 10  # a Ray head answers a TCP connect in milliseconds, even across a WAN
 
 
 def run_ray(
@@ -50,6 +54,7 @@ def run_ray(
     num_workers: int | None = None,
     gpus_per_worker: float | None = None,
     quiet: bool = False,
+    force: bool = False,
 ) -> dict:
     """Score every row of every input into OUTPUT/<input stem>/part-*.parquet; return a summary."""
     ray = _import_ray()
@@ -57,7 +62,8 @@ def run_ray(
     files = [f.resolve() for f in expand_inputs(inputs)]
     sources = [open_input(f, **options) for f in files]
     _check_same_id_type(sources)
-    check_output_folder(output)
+    check_output_folder(output, force)
+    _check_address(address)
     folder = read_model_folder(model_dir)
     if thresholds:
         read_thresholds(folder)
@@ -72,8 +78,11 @@ def run_ray(
         ray_start_s = time.perf_counter() - started
         gpus = _gpus_per_worker(ray, provider, gpus_per_worker)
         workers = num_workers or _default_workers(ray, gpus)
-        staging = staging_folder(output)
-        try:
+        _check_fits(ray, workers, gpus)
+        # One choice for the whole run: a worker that cannot honour it fails the run.
+        provider = "cuda" if gpus else "cpu"
+        variant = choose_variant(folder, variant, provider)
+        with staged_folder(output) as staging:
             parts = _execute(
                 ray,
                 files=files,
@@ -97,10 +106,8 @@ def run_ray(
                 },
             )
             summary = check_parts(parts)
-            manifest = _manifest(files, summary, parts, folder.labels, model_dir)
-            commit(staging, output, manifest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            manifest = _manifest(files, summary, folder.labels, model_dir, provider, variant)
+            finish(staging, parts, manifest)
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - started
@@ -110,8 +117,8 @@ def run_ray(
         "seconds": round(seconds, 3),
         "rows_per_s": round(rows / seconds, 1),
         "ray_start_s": round(ray_start_s, 3),
-        "provider": manifest["provider"],
-        "variant": manifest["variant"],
+        "provider": provider,
+        "variant": variant,
         "empty_texts": sum(entry["empty_texts"] for entry in summary.values()),
         "output": str(output),
         "inputs": len(files),
@@ -139,15 +146,42 @@ def _check_same_id_type(sources: list) -> None:
         )
 
 
+def _check_address(address: str | None) -> None:
+    """Fail at once when nothing listens at --address: ray.init would retry for minutes."""
+    if address in (None, "auto", "local"):
+        return  # ray.init answers these itself, at once
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise UserError(
+            f"--address {address} is not auto, HOST:PORT or ray://HOST:PORT; pass one of those"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except OSError as e:
+        why = e.strerror or str(e) or type(e).__name__
+        raise UserError(
+            f"nothing answers at --address {address} ({why}); start Ray there (ray start "
+            "--head) or pass --address auto from a node of the cluster"
+        ) from None
+
+
 def _start_ray(ray, address: str | None, quiet: bool) -> None:
     """Join the cluster at `address`, or start a local instance for this run alone."""
-    ray.init(
-        address=address,
-        include_dashboard=False,
-        logging_level=logging.ERROR if quiet else logging.WARNING,
-        log_to_driver=not quiet,
-        configure_logging=True,
-    )
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.ERROR if quiet else logging.WARNING,
+            log_to_driver=not quiet,
+            configure_logging=True,
+        )
+    except ConnectionError as e:  # --address auto with no cluster on this node
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"cannot join the Ray cluster at --address {address} ({first}); start Ray with "
+            "ray start --head, or leave out --address to start a local instance"
+        ) from None
     for name in ("ray", "ray.data"):
         if quiet:
             logging.getLogger(name).setLevel(logging.ERROR)
@@ -184,6 +218,23 @@ def _gpus_per_worker(ray, provider: str, requested: float | None) -> float:
             "pass a smaller --gpus-per-worker or --provider cpu"
         )
     return requested
+
+
+def _check_fits(ray, workers: int, gpus: float) -> None:
+    """Ray waits for ever for actors the cluster has no room for, and for readers once the
+    actors hold every CPU (measured: 2 workers on a 2-CPU cluster hang): refuse up front."""
+    have = ray.cluster_resources()
+    cpus, need = have.get("CPU", 0), workers + READ_CPUS  # each worker holds 1 CPU
+    if need > cpus:
+        raise UserError(
+            f"--num-workers {workers} needs {need:g} CPUs ({workers} workers and a reader) and "
+            f"the Ray cluster has {cpus:g}; pass a smaller --num-workers or add nodes"
+        )
+    if gpus and workers * gpus > have.get("GPU", 0):
+        raise UserError(
+            f"--num-workers {workers} with --gpus-per-worker {gpus:g} needs {workers * gpus:g} "
+            f"GPUs and the Ray cluster has {have.get('GPU', 0):g}; pass fewer workers or GPUs each"
+        )
 
 
 def _default_workers(ray, gpus: float) -> int:
@@ -252,14 +303,14 @@ def _user_error(error: BaseException | None) -> UserError | None:
     return UserError(str(found.args[0]).splitlines()[0])  # Ray appends its retry notes
 
 
-def _manifest(files, summary, parts, labels, model_dir) -> dict:
+def _manifest(files, summary, labels, model_dir, provider: str, variant: str) -> dict:
     by_stem = {f.stem: str(f) for f in files}
     return {
         "inputs": {by_stem[stem]: entry for stem, entry in summary.items()},
         "rows": sum(entry["rows"] for entry in summary.values()),
         "labels": labels,
         "model": str(model_dir),
-        "provider": parts[0]["provider"],
-        "variant": parts[0]["variant"],
+        "provider": provider,
+        "variant": variant,
         "order": "part names sort in input order; rows in a part keep input order",
     }

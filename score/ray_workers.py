@@ -77,7 +77,10 @@ def tokens_from_arrow(column: pa.ChunkedArray | pa.Array) -> Tokens:
 
 
 class ChunkScorer:
-    """One per worker: loads the model once, scores batches, writes each input's rows as a part."""
+    """One per worker: loads the model once, scores batches, writes each input's rows as a part.
+
+    The driver passes the provider and variant it chose for the whole run; `Scorer` honours
+    them or raises the single-machine UserError (no silent fallback to another precision)."""
 
     def __init__(self, *, staging: str, model_dir: str, id_name: str, thresholds: bool, **scorer):
         self.staging = Path(staging)
@@ -115,6 +118,4 @@ class ChunkScorer:
             "blank": int(pc.sum(rows.column("_blank")).as_py() or 0),
             "last": bool(pc.any(rows.column("_last")).as_py()),
             "path": path,
-            "provider": self.scorer.provider,
-            "variant": self.scorer.variant,
         }

@@ -36,14 +36,15 @@ def run(
     encoding: str = "utf8",
     threads: int | None = None,
     quiet: bool = False,
+    force: bool = False,
 ) -> dict:
     """Score every row; return the summary (rows, seconds, rows_per_s, provider, variant, ...).
 
     `id_column=None` writes a 0-based `row` column instead of ids; `batch_size=None` is 64 on
-    the CPU and 256 on CUDA.
+    the CPU and 256 on CUDA; an existing output is replaced only with `force`.
     """
     source = open_input(input_path, text_column=text_column, id_column=id_column, encoding=encoding)
-    check_output_path(output_path, input_path)
+    check_output_path(output_path, input_path, force)
     folder = read_model_folder(model_dir)
     cut = read_thresholds(folder) if thresholds else None
     schema = output_schema(id_column or "row", source.id_type, folder.labels, thresholds)

@@ -1,11 +1,12 @@
 """Parquet output: one row group per chunk, written under a temporary name and renamed on success.
 
-A failed or interrupted run removes its temporary file and never touches an existing output.
+The write rule is `common.writes`: a failed or interrupted run removes its temporary file and
+never touches an existing output, which is replaced only with --force.
 """
 
 from __future__ import annotations
 
-import os
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
@@ -13,12 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.writes import atomic_file, check_target
 from score.errors import UserError
 
 FLAG_SUFFIX = "_flag"
 
 
-def check_output_path(output: Path, input_path: Path) -> None:
+def check_output_path(output: Path, input_path: Path, force: bool = False) -> None:
     """Cheap checks before anything is loaded."""
     if output.resolve() == input_path.resolve():
         raise UserError(f"the output {output} is the input file; pass another output path")
@@ -26,6 +28,7 @@ def check_output_path(output: Path, input_path: Path) -> None:
         raise UserError(f"the output {output} is a folder; pass a file path such as out.parquet")
     if not output.parent.is_dir():
         raise UserError(f"the output folder {output.parent} does not exist; create it first")
+    check_target(output, force, folder=False, flag="output path")
 
 
 def output_schema(id_name: str, id_type: pa.DataType, labels: list[str], flags: bool) -> pa.Schema:
@@ -59,12 +62,14 @@ class ParquetOutput:
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.path = path
         self.schema = schema
-        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        self.writer: pq.ParquetWriter | None = None
         self.rows = 0
 
     def __enter__(self) -> ParquetOutput:
-        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        with ExitStack() as stack:
+            tmp = stack.enter_context(atomic_file(self.path))
+            self.writer = pq.ParquetWriter(tmp, self.schema)
+            stack.callback(self.writer.close)  # closed before the file is synced and renamed
+            self._stack = stack.pop_all()
         return self
 
     def write(self, table: pa.Table) -> None:
@@ -76,12 +81,5 @@ class ParquetOutput:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        try:
-            self.writer.close()
-            if exc_type is None:
-                with open(self.tmp, "rb") as f:
-                    os.fsync(f.fileno())  # the data is on disk before the name points at it
-                os.replace(self.tmp, self.path)
-        finally:
-            self.tmp.unlink(missing_ok=True)
+    ) -> bool:
+        return self._stack.__exit__(exc_type, exc, tb)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import labelled_rows, write_labelled_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common.cpu import this_cpu
@@ -210,6 +212,86 @@ def test_fp32_over_its_limit_writes_nothing(tmp_path, trained_model_dir, capsys,
     assert "parity failed for fp32" in _error(capsys)
     assert not out.exists()
     assert not list(tmp_path.glob(".onnx.tmp-*"))
+
+
+def test_corrupt_config_json_is_one_line(tmp_path, trained_model_dir, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model)
+    (model / "config.json").write_text('{"id2label": {"0": "toxic"')  # cut short
+    out = tmp_path / "onnx"
+    assert main(["--model", str(model), "--out", str(out)]) == 2
+    line = _error(capsys)
+    assert f"{model / 'config.json'} is not valid JSON (" in line and "pass --model" in line
+    assert not out.exists()
+
+
+def test_out_under_a_file_is_one_line(tmp_path, trained_model_dir, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["--model", str(trained_model_dir), "--out", str(blocker / "onnx")]) == 2
+    assert _error(capsys) == (
+        f"export: error: cannot create {blocker / 'onnx'}: {blocker} is a file; pass another --out"
+    )
+
+
+@pytest.mark.parametrize("rows", ["0", "-5"])
+def test_eval_rows_below_one_is_a_usage_error(tmp_path, trained_model_dir, capsys, rows):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(trained_model_dir), "--out", str(tmp_path / "o"), "--eval-rows", rows])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--eval-rows: must be a positive whole number, got {rows}" in err
+    assert "Traceback" not in err
+
+
+def test_architecture_the_optimizer_does_not_know_is_one_line(tmp_path, capsys):
+    """A real tiny SqueezeBERT classifier: optimum exports it, ORTOptimizer refuses it."""
+    from transformers import SqueezeBertConfig, SqueezeBertForSequenceClassification
+
+    config = SqueezeBertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        embedding_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        q_groups=1,
+        k_groups=1,
+        v_groups=1,
+        post_attention_groups=1,
+        intermediate_groups=1,
+        output_groups=1,
+    )
+    config.problem_type = "multi_label_classification"  # as python -m train saves it
+    config.id2label, config.label2id = {0: "toxic", 1: "insult"}, {"toxic": 0, "insult": 1}
+    model = tmp_path / "squeezebert"
+    SqueezeBertForSequenceClassification(config).save_pretrained(model)
+    out = tmp_path / "onnx"
+    assert main(["--model", str(model), "--out", str(out)]) == 2
+    assert _error(capsys) == (
+        f"export: error: {model} is a squeezebert model, which onnxruntime's graph optimizer "
+        "does not support; pass --no-optimized"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [("1.0", "value '1.0'"), (None, "an empty value"), (" -", "value '-'")]
+)
+def test_eval_data_labels_follow_the_training_rules(
+    tmp_path, trained_model_dir, capsys, value, shown
+):
+    """Once, these rows were dropped without a word; now they stop the run as in training."""
+    rows = labelled_rows()
+    rows[3][4] = value  # data row 4, column obscene
+    data = write_labelled_csv(tmp_path / "eval.csv", rows)
+    out = tmp_path / "onnx"
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--eval-data", str(data)]
+    assert main(argv) == 2
+    assert _error(capsys) == (
+        f"export: error: {data} column 'obscene' has {shown} at data row 4; labels must be 0 or 1"
+    )
+    assert not out.exists()
 
 
 def test_help():

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from score.output_folder import MANIFEST, check_parts, commit, staging_folder, write_part
+from common.errors import UserError
+from common.writes import staged_folder
+from score.output_folder import MANIFEST, check_parts, finish, write_part
 
 
 def _part(first: int, rows: int, last: bool = False, name: str = "a") -> dict:
@@ -40,19 +43,62 @@ def test_a_gap_an_overlap_or_a_missing_tail_is_refused(parts: list[dict]):
         check_parts(parts)
 
 
-def test_commit_keeps_listed_parts_only_and_replaces_an_earlier_output(tmp_path: Path):
+def _finish_into(out: Path, parts: list[dict], manifest: dict, extra=None) -> None:
+    """Stage a folder as the Ray engine does: parts written, then finish() and the swap."""
+    with staged_folder(out) as staging:
+        for part in parts:
+            write_part(staging, part["input"], part["first_row"], TABLE)
+        if extra:
+            extra(staging)
+        finish(staging, parts, manifest)
+
+
+TABLE = pa.table({"id": ["x"], "toxic": pa.array([0.5], pa.float32())})
+
+
+def test_finish_keeps_listed_parts_only_and_replaces_an_earlier_output(tmp_path: Path):
     out = tmp_path / "scored"
     out.mkdir()
     (out / MANIFEST).write_text("{}")  # an earlier run's folder: replaced
-    staging = staging_folder(out)
-    table = pa.table({"id": ["x"], "toxic": pa.array([0.5], pa.float32())})
-    kept = write_part(staging, "a", 0, table)
-    write_part(staging, "a", 7, table)  # a part of a failed attempt that nobody listed
-    (staging / "a" / ".part-000000000009.parquet.tmp-123").write_bytes(b"half")  # killed worker
-    commit(staging, out, {"inputs": {"a.csv": {"rows": 1, "empty_texts": 0, "parts": [kept]}}})
+    kept = _part(0, 1, last=True)
+
+    def failed_attempts(staging: Path) -> None:
+        write_part(staging, "a", 7, TABLE)  # a part of a failed attempt that nobody listed
+        (staging / "a" / ".part-000000000009.parquet.tmp-123").write_bytes(b"half")  # killed
+
+    manifest = {"inputs": {"a.csv": {"rows": 1, "empty_texts": 0, "parts": [kept["path"]]}}}
+    _finish_into(out, [kept], manifest, failed_attempts)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         MANIFEST,
-        kept,
+        kept["path"],
     ]
     assert json.loads((out / MANIFEST).read_text())["inputs"]["a.csv"]["rows"] == 1
-    assert not staging.exists() and [p.name for p in tmp_path.iterdir()] == ["scored"]
+    assert [p.name for p in tmp_path.iterdir()] == ["scored"]  # no staging, no old folder
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        (lambda path: path.unlink(), "is not on this machine"),
+        (lambda path: path.write_bytes(b"not parquet"), "is not Parquet"),
+        (lambda path: pq.write_table(pa.concat_tables([TABLE, TABLE]), path), "holds 2 rows"),
+    ],
+    ids=["missing", "not-parquet", "row-count"],
+)
+def test_a_part_missing_or_wrong_on_the_driver_fails_and_keeps_the_old_output(
+    tmp_path: Path, damage, fragment: str
+):
+    """On a cluster without shared storage a worker's part lands on its own disk: the run
+    must say so in one line, and put nothing in place."""
+    out = tmp_path / "scored"
+    out.mkdir()
+    (out / MANIFEST).write_text("{}")
+    part = _part(0, 1, last=True)
+    manifest = {"inputs": {"a.csv": {"rows": 1, "empty_texts": 0, "parts": [part["path"]]}}}
+    with pytest.raises(UserError) as error:
+        _finish_into(out, [part], manifest, lambda staging: damage(staging / part["path"]))
+    message = str(error.value)
+    assert fragment in message and "storage that every Ray node sees" in message
+    assert "\n" not in message
+    assert (out / MANIFEST).read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["scored"]

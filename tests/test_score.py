@@ -59,7 +59,7 @@ def mixed_csv(tmp_path: Path) -> Path:
 
 def _score(tmp_path: Path, onnx_dir: Path, input_path: Path, *extra: str) -> Path:
     out = tmp_path / "out.parquet"
-    argv = [str(input_path), str(out), "--model", str(onnx_dir), "--quiet", *extra]
+    argv = [str(input_path), str(out), "--model", str(onnx_dir), "--quiet", "--force", *extra]
     assert main(argv) == 0
     return out
 
@@ -304,9 +304,32 @@ def test_failed_run_keeps_an_existing_output(tmp_path: Path, onnx_dir: Path):
     source, _, _ = _bad_inputs(tmp_path)["unclosed quote mid-file"]
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"the previous results")
-    assert main([str(source), str(out), "--model", str(onnx_dir), "--chunk-rows", "8"]) == 2
+    argv = [str(source), str(out), "--model", str(onnx_dir), "--chunk-rows", "8"]
+    assert main([*argv, "--force"]) == 2
     assert out.read_bytes() == b"the previous results"
     assert not list(tmp_path.glob(".scores.parquet*"))  # the temporary file is gone
+
+
+def test_an_existing_output_needs_force(
+    tmp_path: Path, onnx_dir: Path, mixed_csv: Path, capsys: pytest.CaptureFixture
+):
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"the previous results")
+    assert main([str(mixed_csv), str(out), "--model", str(onnx_dir), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"score: error: {out} already exists; pass --force to replace it"]
+    assert out.read_bytes() == b"the previous results"
+    assert main([str(mixed_csv), str(out), "--model", str(onnx_dir), "--quiet", "--force"]) == 0
+    assert pq.ParquetFile(out).metadata.num_rows == len(comment_rows()) + len(EXTRA_ROWS)
+
+
+def test_an_output_under_a_file_is_one_line(
+    tmp_path: Path, onnx_dir: Path, mixed_csv: Path, capsys: pytest.CaptureFixture
+):
+    out = mixed_csv / "scores.parquet"  # the CSV is a file, not a folder
+    assert main([str(mixed_csv), str(out), "--model", str(onnx_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("score: error: ") and str(out.parent) in err[0]
 
 
 def test_unavailable_provider_or_variant_is_a_user_error(
@@ -345,6 +368,7 @@ def test_interrupted_run_leaves_no_output(tmp_path: Path, onnx_dir: Path, name: 
     out = tmp_path / "scores.parquet"
     out.write_bytes(b"the previous results")
     argv = [str(source), str(out), "--model", str(onnx_dir), "--chunk-rows", "1000", "--quiet"]
+    argv.append("--force")
     proc = subprocess.Popen(
         [sys.executable, "-m", "score", *argv], cwd=REPO, stderr=subprocess.PIPE
     )
@@ -356,11 +380,58 @@ def test_interrupted_run_leaves_no_output(tmp_path: Path, onnx_dir: Path, name: 
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert out.read_bytes() == b"the previous results"
-    if sig == signal.SIGKILL:
-        return  # nothing runs after SIGKILL: a hidden .tmp file may stay, the output is intact
+    if sig == signal.SIGKILL:  # nothing runs after SIGKILL: its temporary file stays
+        (stray,) = tmp_path.glob(".scores.parquet.tmp-*")
+        assert stray.name.endswith(f"-{proc.pid}")
+        _rerun_removes_the_stray(tmp_path, onnx_dir, out, stray)
+        return
     assert proc.returncode == 130
     assert err.decode().strip().splitlines()[-1].startswith("score: interrupted")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "scores.parquet"]
+
+
+def _rerun_removes_the_stray(tmp_path: Path, onnx_dir: Path, out: Path, stray: Path) -> None:
+    """The next run into the same output removes the dead run's file, says so, and succeeds."""
+    small = write_csv(tmp_path / "small.csv", COMMENTS_HEADER, comment_rows())
+    argv = [str(small), str(out), "--model", str(onnx_dir), "--quiet", "--force"]
+    done = subprocess.run(
+        [sys.executable, "-m", "score", *argv], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"removed {stray}, left by a run that died (pid" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "scores.parquet", "small.csv"]
+    assert pq.ParquetFile(out).metadata.num_rows == len(comment_rows())
+
+
+DISK_FULL = (
+    "import resource, sys\n"
+    "from score.__main__ import main\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_disk_full_is_one_line_no_partial_output_and_the_old_one_kept(
+    tmp_path: Path, onnx_dir: Path
+):
+    """RLIMIT_FSIZE stands in for a full disk (EFBIG where a full disk gives ENOSPC): a 32 KiB
+    cap on files this process writes, and an output of about 200 KiB."""
+    source = _write_comments(tmp_path / "many.csv", 5000)
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"the previous results")
+    argv = [str(source), str(out), "--model", str(onnx_dir), "--quiet", "--force"]
+    argv += ["--max-len", "16", "--chunk-rows", "1000", "--batch-size", "500"]
+    done = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, *argv], cwd=REPO, capture_output=True, text=True
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr  # the one other line is the --max-len warning
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"score: error: could not write {out} (File too large); the existing one is kept; "
+        "free some space or pass a place you can write"
+    )
+    assert out.read_bytes() == b"the previous results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.csv", "scores.parquet"]
 
 
 PEAK_RSS = (

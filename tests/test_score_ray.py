@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import polars as pl
 import pytest
 from conftest import COMMENTS_HEADER, comment_rows, write_csv
 
+from common.errors import UserError
 from score.__main__ import main
 from train.data import JIGSAW_LABELS
 
@@ -60,6 +62,14 @@ def test_ray_local_mode_matches_the_single_machine_scorer(
     blank = sum(1 for _, text in comment_rows() if text is None or not text.strip())
     assert manifest["inputs"][str(first.resolve())]["empty_texts"] == blank + 1
     assert manifest["rows"] == len(comment_rows()) * 2 + 2
+    assert (manifest["provider"], manifest["variant"]) == ("cpu", "optimized")
+
+    assert main([*argv, "--quiet"]) == 2  # the same output again: only with --force
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"score: error: {out} already exists and is not empty; pass --force to replace it"
+    ]
+    assert json.loads((out / "_manifest.json").read_text()) == manifest
 
 
 def test_a_bad_row_found_by_a_worker_gets_the_local_message_and_no_output(
@@ -94,6 +104,65 @@ def test_inputs_are_checked_before_ray_starts(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("score: error: ") and fragment in err[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--address", "127.0.0.1:1"], "nothing answers at --address 127.0.0.1:1"),
+        (["--address", "ray://127.0.0.1:1"], "nothing answers at --address ray://127.0.0.1:1"),
+        (["--address", "no-port-here"], "is not auto, HOST:PORT or ray://HOST:PORT"),
+        (["--num-workers", "64"], "--num-workers 64 needs 64.5 CPUs (64 workers and a reader)"),
+    ],
+)
+def test_bad_ray_settings_are_one_line_and_quick(
+    tmp_path: Path, onnx_dir: Path, capsys: pytest.CaptureFixture, extra: list, fragment: str
+):
+    """Once `--address 127.0.0.1:1` was still waiting after 120 s; --num-workers beyond the
+    cluster waited for ever for actors that could not start."""
+    first, second = _inputs(tmp_path / "in")
+    argv = [str(first), str(second), str(tmp_path / "o"), "--model", str(onnx_dir), "--quiet"]
+    started = time.monotonic()
+    assert main([*argv, "--engine", "ray", *extra]) == 2
+    assert time.monotonic() - started < 60  # a local Ray instance starts in about 5 s
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("score: error: ") and fragment in err[-1], err
+    assert "Traceback" not in "\n".join(err)
+    assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+
+
+@pytest.mark.parametrize("gpus", ["0", "-1", "nan"])
+def test_gpus_per_worker_must_be_above_zero(tmp_path: Path, capsys, gpus: str):
+    first, second = _inputs(tmp_path / "in")
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                str(first),
+                str(second),
+                str(tmp_path / "o"),
+                "--engine",
+                "ray",
+                "--gpus-per-worker",
+                gpus,
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert f"--gpus-per-worker: must be a number above 0, got {gpus}" in capsys.readouterr().err
+
+
+def test_a_worker_that_cannot_honour_the_drivers_choice_fails_with_the_local_message(
+    tmp_path: Path, onnx_dir: Path
+):
+    """The driver passes its provider to every actor; one without CUDA must not fall back."""
+    from score.ray_workers import ChunkScorer
+    from score.sessions import cuda_usable
+
+    if cuda_usable():
+        pytest.skip("this machine can run CUDA: the refusal needs a worker without it")
+    actor = {"staging": str(tmp_path), "model_dir": str(onnx_dir), "id_name": "id"}
+    scorer = {"variant": "optimized", "batch_size": None, "max_len": 32, "threads": 1}
+    with pytest.raises(UserError, match="--provider cuda was asked for but onnxruntime cannot"):
+        ChunkScorer(**actor, thresholds=False, provider="cuda", **scorer)
 
 
 def test_without_ray_the_message_says_how_to_install_it(

@@ -374,6 +374,35 @@ def bad_label_after_dropped_rows(tmp, out):
 
 
 @bad_input
+def blank_lines_only(tmp, out):
+    data = tmp / "blank.csv"
+    data.write_text("\n\n")
+    return (
+        ["--data", str(data)],
+        f"{data} holds only blank space; give a CSV with a header and labelled rows",
+    )
+
+
+@bad_input
+def whitespace_only_file(tmp, out):
+    data = tmp / "blank.csv"
+    data.write_text("   \n \n")
+    return (
+        ["--data", str(data)],
+        f"{data} holds only blank space; give a CSV with a header and labelled rows",
+    )
+
+
+@bad_input
+def out_under_a_file(tmp, out):
+    data = write_labelled_csv(tmp / "train.csv")
+    return (
+        ["--data", str(data), "--out", str(data / "model")],
+        f"cannot create {data / 'model'}: {data} is a file; pass another --out",
+    )
+
+
+@bad_input
 def out_not_empty(tmp, out):
     out.mkdir()
     (out / "keep.txt").write_text("not ours to delete")

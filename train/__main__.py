@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from train.data import JIGSAW_LABELS
+from common.labelled import JIGSAW_LABELS
 from train.errors import UserError
 from train.model import DEFAULT_MODEL
 

@@ -10,7 +10,7 @@ import csv
 import random
 from pathlib import Path
 
-from train.data import JIGSAW_LABELS
+from common.labelled import JIGSAW_LABELS
 
 TOPICS = [
     "history",

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.labelled import LabelledData, read_labelled_csv
+from common.writes import check_target, staged_folder
 from train import loop, report, summary
-from train.data import LabelledData, read_labelled_csv
 from train.errors import UserError
 from train.metrics import best_f1_thresholds, roc_auc_report
 from train.model import check_model_arg, load_model, load_tokenizer
-from train.outputs import check_out_dir, staged_dir
 from train.tokens import encode
 
 log = logging.getLogger("train")
@@ -48,7 +48,7 @@ def run(
     force: bool = False,
 ) -> dict:
     """Train, validate each epoch, keep the best epoch, and write the output folder."""
-    check_out_dir(out, force)
+    check_target(out, force, folder=True)
     check_model_arg(model)
     if len(set(labels)) != len(labels):
         raise UserError(f"--labels has a repeated name ({', '.join(labels)}); list each once")
@@ -141,7 +141,7 @@ def run(
         "epochs": result["epochs"],
         "eval": eval_metrics,
     }
-    with staged_dir(out) as tmp:
+    with staged_folder(out) as tmp:
         tokenizer.model_max_length = max_len  # downstream stages read the length from here
         net.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -13,15 +13,15 @@ that `python -m score --thresholds` reads from the model folder.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from train.data import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
-from train.errors import UserError
+from common.errors import UserError
+from common.labelled import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
+from common.writes import atomic_file, check_target
 from train.metrics import best_f1_thresholds
 from train.report import dump_json
 
@@ -79,13 +79,6 @@ def pick(labelled: Path, scores: Path, labels: list[str], id_column: str, drop_u
     return found, truth.height, dropped
 
 
-def write_json_atomically(obj: dict, out: Path) -> None:
-    """Staged next to `out`, then renamed: a reader never sees half a file."""
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    dump_json(obj, tmp)
-    os.replace(tmp, out)
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m train.thresholds",
@@ -104,17 +97,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.out.exists() and not args.force:
-            raise UserError(f"{args.out} exists; pass --force to replace it")
         if not args.out.parent.is_dir():
             raise UserError(f"{args.out.parent} is not a folder; pass --out inside one")
+        check_target(args.out, args.force, folder=False)
         found, rows, dropped = pick(
             args.labelled, args.scores, args.labels, args.id_column, args.drop_unlabeled
         )
+        with atomic_file(args.out) as tmp:  # a reader (the scorer) never sees half a file
+            dump_json(found, tmp)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    write_json_atomically(found, args.out)
     print(f"{rows:,} labelled rows ({dropped:,} labelled -1 left out); thresholds by best F1:")
     for name, t in found.items():
         f1 = "-" if np.isnan(t["f1"]) else f"{t['f1']:.3f}"
