@@ -74,6 +74,8 @@ def measure(config, device: str, tokens: int, rows: int, batch_size: int, engine
         a: gemm_rate(device, a, batch_tokens, config.hidden_size, config.intermediate_size)
         for a in needed
     }
+    for g in gemm.values():  # the rate a bare GEMM would give on these texts' real tokens
+        g["rows_per_s"] = g["gops"] * 1e9 / (per_token * mean)
     useful = {}
     for name, r in engines.items():
         rate = r["tokens_per_s"] * per_token / 1e9

@@ -141,8 +141,11 @@ def test_ceiling_per_arithmetic_and_useful_rates(cpu_run):
     for name, row in engines.items():
         useful = ceiling["useful"][name]
         assert useful["gops"] == pytest.approx(row["tokens_per_s"] * per_token / 1e9, rel=1e-3)
-        gemm = ceiling["gemm"][row["arith"]]["gops"]
-        assert gemm > 0 and useful["share"] == pytest.approx(useful["gops"] / gemm, rel=1e-9)
+        gemm = ceiling["gemm"][row["arith"]]
+        assert gemm["gops"] > 0
+        assert useful["share"] == pytest.approx(useful["gops"] / gemm["gops"], rel=1e-9)
+        # At 100% of its ceiling, an engine would run at the ceiling's rows/s.
+        assert gemm["rows_per_s"] == pytest.approx(row["rows_per_s"] / useful["share"], rel=1e-3)
 
 
 def test_every_engine_agrees_with_pytorch(cpu_run, onnx_dir: Path):
@@ -264,7 +267,7 @@ def test_a_non_finite_engine_is_failed_not_ranked():
     record = {"settings": {"device": "cpu"}, "throughput": {"engines": speed}, "model": {}}
     best, seed, auc = targets_check(record)
     assert (best["value"], best["met"]) == (pytest.approx(1.25), False)
-    assert best["why"] == "needs 180 rows/s, runs 150"  # no ceiling measured in this record
+    assert best["why"] == "needs 180 rows/s, runs 150 rows/s"  # no ceiling in this record
     assert (seed["value"], seed["met"], auc["met"]) == (3.0, False, None)
     speed["scorer-end-to-end"]["failed"] = "NaN or inf probabilities (first at text 0)"
     best = targets_check(record)[0]
@@ -278,7 +281,10 @@ def test_a_miss_says_how_far_the_ceiling_lets_each_engine_go():
         "onnxruntime-optimized": 220.0, "scorer-end-to-end": 200.0,
     })  # fmt: skip
     ceiling = {
-        "gemm": {"fp32": {"gops": 100.0}, "bf16": {"gops": 400.0}},
+        "gemm": {
+            "fp32": {"gops": 100.0, "rows_per_s": 400.0},
+            "bf16": {"gops": 400.0, "rows_per_s": 1600.0},
+        },
         "useful": {
             "onnxruntime-optimized": {"gops": 55.0, "arith": "fp32", "share": 0.55},
             "pytorch-bf16-bucketed": {"gops": 75.0, "arith": "bf16", "share": 0.1875},
@@ -290,11 +296,16 @@ def test_a_miss_says_how_far_the_ceiling_lets_each_engine_go():
         "model": {},
     }
     assert targets_check(record)[0]["why"] == (
-        "needs 450 rows/s, runs 200; the model alone (onnxruntime-optimized) runs 220 rows/s; "
-        "onnxruntime-optimized does 55.0 useful GFLOP/s, 55% of the fp32 GEMM ceiling 100.0 "
-        "(at most 400 rows/s, short of 450 even at the ceiling: fp32 arithmetic cannot get "
-        "there); pytorch-bf16-bucketed does 75.0 useful GFLOP/s, 19% of the bf16 GEMM ceiling "
-        "400.0 (at most 1,600 rows/s)"
+        "needs 450 rows/s, runs 200 rows/s (220 for the model alone, onnxruntime-optimized); "
+        "onnxruntime-optimized is at 55% of the fp32 GEMM ceiling (100.0 GFLOP/s); "
+        "pytorch-bf16-bucketed is at 19% of the bf16 GEMM ceiling (400.0 GFLOP/s); "
+        "the GEMM ceilings allow at most (rows/s): fp32 400, bf16 1,600; fp32 cannot reach 450"
+    )
+    # An engine above the measured ceiling: said, and no bound is drawn from it.
+    ceiling["useful"]["onnxruntime-optimized"]["share"] = 1.1
+    assert (
+        "at 110% of the fp32 GEMM ceiling (100.0 GFLOP/s), above it"
+        in (targets_check(record)[0]["why"])
     )
 
 
