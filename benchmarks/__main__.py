@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m benchmarks",
         description="Time PyTorch against each exported onnxruntime variant and the scorer end "
         "to end on the same real comments, measure ROC-AUC on a labelled CSV, and write "
-        "report.md, results.json and a chart under --out/<device>. "
+        "report.md, results.json and a chart under --out/<machine>. "
         "Example: python -m benchmarks all --device cpu --rows 2000",
         formatter_class=_Help,
     )
@@ -102,7 +102,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--out",
         type=Path,
         default=Path("benchmarks/results"),
-        help="results go to OUT/<device>/ (cpu, or the GPU's name)",
+        help="results go to OUT/<machine>/: the CPU's name and key ISA "
+        "(amd-epyc-avx512-vnni-bf16), or the GPU's name",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the text sample")
     args = p.parse_args(argv)
@@ -155,12 +156,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def summary_table(record: dict) -> str:
     """The stdout result: one line per engine and per target."""
+    from benchmarks.targets import best_pytorch
+
     env = record["env"]
-    lines = [f"device {env['device']}: {env.get('gpu') or env['cpu']}, {env['threads']} threads"]
-    for name, r in record.get("throughput", {}).get("engines", {}).items():
+    where = env.get("gpu") or f"{env['cpu']} ({', '.join(env['cpu_flags'])})"
+    lines = [f"device {env['device']}: {where}, {env['threads']} threads"]
+    speed = record.get("throughput", {}).get("engines", {})
+    best = best_pytorch(speed)
+    for name, r in speed.items():
+        ratio = (
+            "FAILED: " + r["failed"]
+            if r.get("failed")
+            else f"{r['rows_per_s'] / speed[best]['rows_per_s']:5.2f}x best PyTorch"
+        )
         lines.append(
-            f"{name:<26} {r['provider']:<5} {r['rows_per_s']:>10,.1f} rows/s "
-            f"{r['tokens_per_s']:>12,.0f} tokens/s  ({r['spread_pct']:.0f}% spread)"
+            f"{name:<26} {r['provider']:<5} {r['rows_per_s']:>10,.1f} rows/s  {ratio}  "
+            f"({r['spread_pct']:.0f}% spread)"
         )
     for name, r in record.get("quality", {}).get("engines", {}).items():
         auc = r["roc_auc_macro"]

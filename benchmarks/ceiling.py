@@ -1,16 +1,21 @@
 """How fast this device does the model's arithmetic at all, to read the engines' rates against.
 
-A bare matrix multiply with the shapes of the model's feed-forward layers (in the engines'
-precision) is about the best any engine can do per FLOP on this device: an engine whose useful
-FLOP rate is near it cannot be made much faster without doing less or cheaper arithmetic.
+A bare matrix multiply with the shapes of the model's feed-forward layers, in each arithmetic the
+engines use (fp32, bf16/fp16, int8), is about the best any engine can do per operation here: an
+engine whose useful rate is near it cannot be made much faster without doing less or cheaper
+arithmetic.
 """
 
 from __future__ import annotations
 
 import time
 
+import torch
 
-def flops_per_token(config, mean_tokens: float) -> float:
+from benchmarks.torch_engines import quantize_linear_int8
+
+
+def ops_per_token(config, mean_tokens: float) -> float:
     """Multiply-adds x 2 of one token through the encoder: the linear layers, plus attention's
     two products over a sequence of `mean_tokens` (embeddings and the small head left out)."""
     hidden, inner = config.hidden_size, config.intermediate_size
@@ -19,37 +24,65 @@ def flops_per_token(config, mean_tokens: float) -> float:
     return config.num_hidden_layers * (linear + attention)
 
 
-def gemm_gflops(device: str, rows: int, hidden: int, inner: int, seconds: float = 2.0) -> dict:
-    """GFLOP/s of (rows x hidden) @ (hidden x inner) then back, fp32 on the CPU, fp16 on CUDA."""
-    import torch
-
-    dtype = torch.float16 if device == "cuda" else torch.float32
+def _kernel(device: str, arith: str, rows: int, hidden: int, inner: int):
+    """(rows x hidden) @ (hidden x inner) @ (inner x hidden) in `arith`, and what runs it."""
+    if arith == "int8":
+        # torch._int_mm has no VNNI path on the CPU (~1/3 of this rate on Zen 4); the dynamic
+        # int8 Linear (fbgemm/oneDNN u8 x s8) is what int8 engines run, activation quantizing
+        # included.
+        pair = torch.nn.Sequential(torch.nn.Linear(hidden, inner), torch.nn.Linear(inner, hidden))
+        quantized, x = quantize_linear_int8(pair.eval()), torch.randn(rows, hidden)
+        return (lambda: quantized(x)), "dynamic int8 nn.Linear pair (quantize_dynamic)"
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[arith]
     x = torch.randn(rows, hidden, device=device, dtype=dtype)
     up = torch.randn(hidden, inner, device=device, dtype=dtype)
     down = torch.randn(inner, hidden, device=device, dtype=dtype)
-    flops = 2 * 2 * rows * hidden * inner
+    return (lambda: (x @ up) @ down), f"torch.matmul {arith}"
+
+
+def gemm_rate(
+    device: str, arith: str, rows: int, hidden: int, inner: int, seconds: float = 1.5
+) -> dict:
+    """G(FL)OP/s of the feed-forward pair of matrix multiplies in one arithmetic."""
+    step, kernel = _kernel(device, arith, rows, hidden, inner)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     with torch.inference_mode():
         for _ in range(3):
-            (x @ up) @ down  # warm-up: thread pools, kernel selection
+            step()  # warm-up: thread pools, kernel selection, weight packing
+        sync()
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            (x @ up) @ down
+            step()
             count += 1
-        if device == "cuda":
-            torch.cuda.synchronize()
+        sync()
         elapsed = time.perf_counter() - start
     return {
-        "gflops": round(flops * count / elapsed / 1e9, 1),
+        "gops": round(2 * 2 * rows * hidden * inner * count / elapsed / 1e9, 1),
         "shape": f"({rows}x{hidden}) @ ({hidden}x{inner}) @ ({inner}x{hidden})",
-        "dtype": str(dtype).removeprefix("torch."),
+        "kernel": kernel,
     }
 
 
 def measure(config, device: str, tokens: int, rows: int, batch_size: int, engines: dict) -> dict:
-    """The GEMM ceiling and each engine's useful GFLOP/s (real tokens only, padding excluded)."""
+    """The GEMM ceiling of each arithmetic the engines use, and each engine's useful rate
+    (real tokens only, padding excluded) with its share of its own arithmetic's ceiling."""
     mean = tokens / rows
-    per_token = flops_per_token(config, mean)
-    batch_tokens = int(batch_size * mean)  # one bucketed batch, as the engines multiply it
-    gemm = gemm_gflops(device, batch_tokens, config.hidden_size, config.intermediate_size)
-    useful = {n: round(r["tokens_per_s"] * per_token / 1e9, 1) for n, r in engines.items()}
-    return {"flop_per_token": round(per_token), "gemm": gemm, "useful_gflops": useful}
+    per_token = ops_per_token(config, mean)
+    batch_tokens = max(1, int(batch_size * mean))  # one bucketed batch, as the engines multiply
+    needed = sorted({r["arith"] for r in engines.values() if r.get("arith")})
+    gemm = {
+        a: gemm_rate(device, a, batch_tokens, config.hidden_size, config.intermediate_size)
+        for a in needed
+    }
+    for g in gemm.values():  # the rate a bare GEMM would give on these texts' real tokens
+        g["rows_per_s"] = g["gops"] * 1e9 / (per_token * mean)
+    useful = {}
+    for name, r in engines.items():
+        rate = r["tokens_per_s"] * per_token / 1e9
+        ceiling = gemm.get(r.get("arith"), {}).get("gops")
+        useful[name] = {
+            "gops": rate,
+            "arith": r.get("arith"),
+            "share": rate / ceiling if ceiling else None,
+        }
+    return {"op_per_token": round(per_token), "gemm": gemm, "useful": useful}

@@ -1,4 +1,5 @@
-"""The engines under test: PyTorch loops, onnxruntime through the scorer, the scorer end to end.
+"""The engines under test: PyTorch (torch_engines.py), onnxruntime through the scorer, the scorer
+end to end.
 
 Every engine goes from a list of texts to float32 probabilities, tokenization included. It is
 prepared with the texts (untimed), called (timed), then asked for its probabilities (untimed).
@@ -6,101 +7,19 @@ prepared with the texts (untimed), called (timed), then asked for its probabilit
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch
 
 from benchmarks.errors import UserError
+from benchmarks.torch_engines import TorchEngine, torch_precisions
 
-AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 ORT_VARIANTS = {"cpu": ["fp32", "optimized", "int8"], "cuda": ["fp32", "optimized", "fp16"]}
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-
-
-def bucket_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Sort by token length and cut into batches, so each pads only to its own longest text."""
-    order = np.argsort(lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-class TorchEngine:
-    """PyTorch eager: the seed's loop (padded, input order) or the scorer's length bucketing."""
-
-    group = "pytorch"
-
-    def __init__(self, model, tokenizer, *, max_len, batch_size, device, padded, autocast=None):
-        self.model, self.tokenizer = model, tokenizer
-        self.max_len, self.batch_size, self.device = max_len, batch_size, device
-        self.padded, self.autocast = padded, autocast
-        self.precision = f"{autocast} autocast" if autocast else "fp32"
-        style = "padded" if padded else "bucketed"
-        self.name = f"pytorch-{autocast or 'fp32'}-{style}"
-        self.batching = (
-            f"padded to {max_len}, input order, one encode_plus per text (the seed's loop)"
-            if padded
-            else "sorted by token length, padded to each batch's longest"
-        )
-        self.provider, self.info = device, {}
-
-    def prepare(self, texts: list[str]) -> None:
-        self.texts, self.last = texts, None
-
-    def __call__(self) -> None:
-        self.last = self._padded(self.texts) if self.padded else self._bucketed(self.texts)
-
-    def probs(self) -> np.ndarray:
-        return self.last
-
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        cast = (
-            torch.autocast("cuda", dtype=AUTOCAST[self.autocast])
-            if self.autocast
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), cast:
-            logits = self.model(
-                input_ids=ids.to(self.device, non_blocking=True),
-                attention_mask=mask.to(self.device, non_blocking=True),
-            ).logits
-        return torch.sigmoid(logits.float()).cpu().numpy()
-
-    def _padded(self, texts: list[str]) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            encoded = [
-                self.tokenizer.encode_plus(
-                    text, max_length=self.max_len, padding="max_length", truncation=True
-                )
-                for text in texts[start : start + self.batch_size]
-            ]
-            ids = torch.tensor([e["input_ids"] for e in encoded])
-            mask = torch.tensor([e["attention_mask"] for e in encoded])
-            out.append(self._forward(ids, mask))
-        return np.concatenate(out)
-
-    def _bucketed(self, texts: list[str]) -> np.ndarray:
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_len)["input_ids"]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        out = None
-        pad = self.tokenizer.pad_token_id
-        for rows in bucket_batches(lengths, self.batch_size):
-            width = int(lengths[rows].max())
-            if self.device == "cuda":
-                width = -(-width // 8) * 8  # as the scorer pads on CUDA: the same batches
-            batch = np.full((len(rows), width), pad, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for i, r in enumerate(rows):
-                batch[i, : lengths[r]] = ids[r]
-                mask[i, : lengths[r]] = 1
-            part = self._forward(torch.from_numpy(batch), torch.from_numpy(mask))
-            if out is None:
-                out = np.empty((len(texts), part.shape[1]), dtype=np.float32)
-            out[rows] = part
-        return out
+# The arithmetic each exported variant does, to read its speed against the matching GEMM ceiling.
+ARITH = {"fp32": "fp32", "optimized": "fp32", "fp16": "fp16", "int8": "int8"}
 
 
 class ScorerEngine:
@@ -117,7 +36,7 @@ class ScorerEngine:
         )
         used = self.scorer.session.get_providers()[0]
         check_provider(f"variant {variant}", provider, self.scorer.provider, used)
-        self.name, self.precision = f"onnxruntime-{variant}", variant
+        self.name, self.precision, self.arith = f"onnxruntime-{variant}", variant, ARITH[variant]
         self.batching = "the scorer's length bucketing"
         self.provider = self.scorer.provider
         self.info = {
@@ -154,6 +73,10 @@ class EndToEndEngine:
         self.provider, self.precision = self.asked, variant
         self.info, self.own_seconds = {"load_s": []}, None
 
+    @property
+    def arith(self) -> str | None:
+        return ARITH.get(self.precision)  # known once a run has said which variant it chose
+
     def prepare(self, texts: list[str]) -> None:
         if texts is getattr(self, "texts", None):
             return  # the same texts again (the next repeat): the CSV is already written
@@ -181,7 +104,9 @@ class EndToEndEngine:
         self.provider, self.precision = summary["provider"], summary["variant"]
         self.own_seconds = summary["seconds"]
         load = time.perf_counter() - start - summary["seconds"]
-        self.info.update(variant=summary["variant"], summary=summary)
+        self.info.update(
+            variant=summary["variant"], variant_reason=summary["variant_reason"], summary=summary
+        )
         self.info["load_s"].append(round(load, 3))
 
     def probs(self) -> np.ndarray:
@@ -204,26 +129,29 @@ def check_provider(what: str, asked: str, reported: str, session_provider: str |
 
 
 def make_engines(
-    *, device, model, tokenizer, onnx_dir, export_record, batch_size, threads, workdir
-):
-    """Every engine of the throughput table, in the order the report lists them."""
+    *, device, flags, model, tokenizer, onnx_dir, export_record, batch_size, threads, workdir
+) -> tuple[list, dict[str, str]]:
+    """Every engine of the throughput table in report order, and the engines left out, with why."""
     max_len = int(export_record["max_length"])
     common = {"max_len": max_len, "batch_size": batch_size, "device": device}
-    engines = [
-        TorchEngine(model, tokenizer, padded=True, **common),
-        TorchEngine(model, tokenizer, padded=False, **common),
-    ]
-    if device == "cuda":
-        engines += [
-            TorchEngine(model, tokenizer, padded=False, autocast=a, **common) for a in AUTOCAST
-        ]
+    arithmetics, left_out = torch_precisions(device, flags)
+    engines = [TorchEngine(model, tokenizer, padded=True, **common)]
+    engines += [TorchEngine(model, tokenizer, padded=False, arith=a, **common) for a in arithmetics]
     engines += ort_engines(onnx_dir, export_record, device, batch_size, threads)
     options = {"provider": device, "batch_size": batch_size, "threads": threads, "workdir": workdir}
     engines.append(EndToEndEngine(onnx_dir, export_record["labels"], **options))
-    if device == "cpu" and "int8" in export_record["variants"]:
-        # The scorer never picks int8 by itself: show what asking for it gives end to end.
+    int8 = device == "cpu" and "int8" in export_record["variants"]
+    if int8 and default_variant(onnx_dir, device, flags) != "int8":
+        # Show what asking for int8 gives end to end where the default is another variant.
         engines.append(EndToEndEngine(onnx_dir, export_record["labels"], variant="int8", **options))
-    return engines
+    return engines, {f"pytorch-{a}-bucketed": why for a, why in left_out.items()}
+
+
+def default_variant(onnx_dir: Path, device: str, flags: frozenset[str]) -> str:
+    """What the scorer's `--variant auto` runs here (its own rule, the same facts)."""
+    from score.model_folder import choose_variant, read_model_folder
+
+    return choose_variant(read_model_folder(onnx_dir), "auto", device, flags)
 
 
 def ort_engines(onnx_dir, export_record, device, batch_size, threads) -> list[ScorerEngine]:

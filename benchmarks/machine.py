@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
 import subprocess
-from pathlib import Path
+
+from common.cpu import _slug, cpu_flags, cpu_model, cpu_slug, isa_tag  # noqa: F401
 
 
 def usable_cores() -> int:
@@ -31,7 +31,7 @@ def describe(device: str, threads: int) -> dict:
         "numpy": numpy.__version__,
         "polars": polars.__version__,
         "cpu": cpu_model(),
-        "cpu_flags": cpu_flags(),
+        "cpu_flags": key_flags(cpu_flags()),
         "cores": usable_cores(),
         "threads": threads,
         "torch_threads": torch.get_num_threads(),
@@ -46,24 +46,20 @@ def describe(device: str, threads: int) -> dict:
     return env
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    found = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return found.group(1).strip() if found else platform.processor() or "unknown"
+KEY_FLAGS = [
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+]  # the vector extensions that decide fp32, bf16 and int8 kernel speed
 
 
-def cpu_flags() -> list[str]:
-    """The vector extensions that decide fp32 and int8 kernel speed."""
-    try:
-        found = re.search(r"^flags\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.MULTILINE)
-    except OSError:
-        return []
-    flags = set(found.group(1).split()) if found else set()
-    wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8"]
-    return [f for f in wanted if f in flags]
+def key_flags(flags: frozenset[str]) -> list[str]:
+    return [f for f in KEY_FLAGS if f in flags]
 
 
 def busy_cpus(seconds: float = 1.0) -> dict:
@@ -99,7 +95,8 @@ def gpu_info() -> dict:
 
 
 def results_dir_name(env: dict) -> str:
-    """`cpu`, or the card's name as a folder: `nvidia-h100-80gb-hbm3`."""
+    """The CPU's name and key ISA (`amd-epyc-avx512-vnni-bf16`), or the card's name on CUDA
+    (`nvidia-h100-80gb-hbm3`): runs on different machines sit side by side."""
     if env["device"] == "cpu":
-        return "cpu"
-    return re.sub(r"[^a-z0-9]+", "-", env["gpu"].lower()).strip("-")
+        return cpu_slug(env["cpu"], frozenset(env["cpu_flags"]))
+    return _slug(env["gpu"])

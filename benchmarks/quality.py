@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from common.fidelity import first_non_finite_row, max_abs_diff
 from common.labelled import read_labelled_csv
 
 log = logging.getLogger("benchmarks")
@@ -59,11 +60,13 @@ def evaluate(engines: list, texts: list[str], truth: np.ndarray, labels: list[st
         "engines": {},
     }
     for name, p in probs.items():
-        aucs = per_label_auc(truth, p, labels)
+        # NaN has no rank: a non-finite engine gets no AUC, and an infinite gap.
+        finite = first_non_finite_row(p) is None
+        aucs = per_label_auc(truth, p, labels) if finite else dict.fromkeys(labels)
         result["engines"][name] = {
             "roc_auc_macro": macro(aucs),
             "roc_auc": aucs,
-            "max_abs_diff": float(np.abs(p - reference).max()),
+            "max_abs_diff": max_abs_diff(reference, p),
         }
     base = result["engines"][REFERENCE]["roc_auc_macro"]
     for row in result["engines"].values():

@@ -1,4 +1,4 @@
-"""Write results.json (every number), report.md (tables and a reading) and a rows/s bar chart."""
+"""Write results.json (every number), report.md (tables, targets, notes) and a rows/s bar chart."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import time
 from pathlib import Path
 
-from benchmarks import targets
+from benchmarks import machine, targets
 from common.writes import atomic_file, write_text
 
 CHART = "throughput.png"
@@ -36,12 +36,13 @@ def markdown(record: dict) -> str:
         *_throughput(record),
         *_quality(record),
         *_targets(record),
-        "## Reading",
-        "",
-        *(f"- {line}" for line in [*targets.reading(record), *record.get("notes", [])]),
-        "",
+        *_notes([*targets.notes(record), *record.get("notes", [])]),
     ]
     return "\n".join(lines)
+
+
+def _notes(lines: list[str]) -> list[str]:
+    return ["## Notes", "", *(f"- {line}" for line in lines), ""] if lines else []
 
 
 def command_line(s: dict) -> str:
@@ -88,6 +89,8 @@ def _setup(record: dict) -> list[str]:
         rows.insert(4, ("GPU", f"{gpu}, CUDA {env.get('torch_cuda')}"))
     for name, why in record.get("missing_variants", {}).items():
         rows.append((f"variant {name}", f"not measured: {why}"))
+    for name, why in record.get("left_out", {}).items():
+        rows.append((name, f"left out: {why}"))
     return ["## Setup", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows), ""]
 
 
@@ -96,27 +99,38 @@ def _throughput(record: dict) -> list[str]:
     if not block:
         return []
     speed = block["engines"]
-    base = speed[targets.SEED]["rows_per_s"]
-    torch_rate = speed[targets.TORCH]["rows_per_s"]
+    best = targets.best_pytorch(speed)
+    useful = (block.get("ceiling") or {}).get("useful", {})
     lines = [
         "## Throughput",
         "",
-        "Texts to probabilities, tokenization included; median of the repeats, range in brackets.",
+        "Texts to probabilities, tokenization included; median of the repeats, range in brackets. "
+        f"Best PyTorch here: {best}. Useful rate: real tokens only, against the GEMM ceiling of "
+        "the engine's own arithmetic.",
         "",
-        "| engine | provider | precision | batching | median s | rows/s | tokens/s "
-        "| x seed loop | x PyTorch bucketed | max abs diff vs PyTorch |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| engine | provider | precision | median s | rows/s | x best PyTorch | x seed loop "
+        "| max abs diff vs PyTorch fp32 | useful G(FL)OP/s (% of ceiling) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in speed.items():
+        ratios = (
+            f"failed: {r['failed']} | not ranked"
+            if r.get("failed")
+            else f"{_per(r, speed, best)} | {_per(r, speed, targets.SEED)}"
+        )
         lines.append(
-            f"| {name} | {r['provider']} | {r['precision']} | {r['batching']} "
+            f"| {name} | {r['provider']} | {r['precision']} "
             f"| {r['median_s']:.2f} ({r['min_s']:.2f}-{r['max_s']:.2f}) "
-            f"| {r['rows_per_s']:,.0f} | {r['tokens_per_s']:,.0f} "
-            f"| {r['rows_per_s'] / base:.2f} | {r['rows_per_s'] / torch_rate:.2f} "
-            f"| {r['max_abs_diff']:.1e} |"
+            f"| {r['rows_per_s']:,.0f} | {ratios} | {r['max_abs_diff']:.1e} "
+            f"| {_useful(useful.get(name))} |"
         )
     p = block["profile"]
     lines += [
+        "",
+        "Batching: the seed's loop pads every text to the max length in input order, one "
+        "encode_plus per text; every other engine sorts by token length and pads each batch to "
+        f"its longest (padding {p['pad_factor_padded']:.1f}x vs {p['pad_factor_bucketed']:.2f}x "
+        "the real tokens); the end-to-end rows also read the CSV and write Parquet.",
         "",
         f"Real tokens: {p['tokens']:,} (median {p['median_tokens']:.0f} per text, "
         f"{100 * p['truncated_share']:.1f}% of texts cut at {record['settings']['max_length']}). "
@@ -128,6 +142,19 @@ def _throughput(record: dict) -> list[str]:
         "",
     ]
     return lines
+
+
+def _per(row: dict, speed: dict, base: str | None) -> str:
+    if base is None or base not in speed or speed[base].get("failed"):
+        return "n/a"
+    return f"{row['rows_per_s'] / speed[base]['rows_per_s']:.2f}"
+
+
+def _useful(u: dict | None) -> str:
+    if not u:
+        return "n/a"
+    share = "" if u["share"] is None else f" ({100 * u['share']:.0f}% of {u['arith']})"
+    return f"{u['gops']:,.1f}{share}"
 
 
 def _quality(record: dict) -> list[str]:
@@ -162,7 +189,7 @@ def _targets(record: dict) -> list[str]:
     mark = {True: "met", False: "**missed**", None: "not measured"}
     lines = ["## Targets", "", "| target | goal | measured | result |", "|---|---|---|---|"]
     for r in rows:
-        result = mark[r["met"]] + (f": {r['gap']}" if r.get("gap") else "")
+        result = mark[r["met"]] + (f": {r['why']}" if r.get("why") else "")
         if r.get("caveat"):
             result += f" ({r['caveat']})"
         lines.append(f"| {r['target']} | {r['goal']} | {r['measured']} | {result} |")
@@ -192,11 +219,19 @@ def chart(record: dict, path: Path) -> None:
     colors = {"pytorch": "#8c8c8c", "onnxruntime": "#1f77b4", "end-to-end": "#2ca02c"}
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
     ax.barh(names, medians, xerr=[low, high], color=[colors[speed[n]["group"]] for n in names])
+    best = targets.best_pytorch(speed)
     for y, name in enumerate(names):
-        ax.text(speed[name]["rows_per_s_max"], y, f"  {medians[y]:,.0f}", va="center", fontsize=8)
+        label = (
+            "failed: not ranked"
+            if speed[name].get("failed")
+            else f"{medians[y]:,.0f} ({_per(speed[name], speed, best)}x best PyTorch)"
+        )
+        ax.text(speed[name]["rows_per_s_max"], y, f"  {label}", va="center", fontsize=8)
     env = record["env"]
     threads = f"{env['threads']} thread{'s' * (env['threads'] > 1)}"
-    title = f"rows/s per engine, {env.get('gpu') or env['cpu']} ({threads})"
+    isa = machine.isa_tag(frozenset(env["cpu_flags"]))
+    where = env.get("gpu") or (f"{env['cpu']} ({isa})" if isa else env["cpu"])
+    title = f"rows/s per engine, {where}, {threads}"
     busy = max(env["busy_before"]["cores_busy"], env["busy_after"]["cores_busy"])
     if env["device"] == "cpu" and busy >= 0.3:
         title += f"\nwhile other work kept ~{busy:.1f} of {env['cores']} cores busy"
@@ -204,26 +239,23 @@ def chart(record: dict, path: Path) -> None:
     ax.set_xlabel(
         f"rows/s (median of {record['settings']['repeats']}; {record['settings']['rows']:,} rows)"
     )
-    ax.set_xlim(0, max(speed[n]["rows_per_s_max"] for n in names) * 1.2)
+    ax.set_xlim(0, max(speed[n]["rows_per_s_max"] for n in names) * 1.45)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")  # the temporary name has no .png
     plt.close(fig)
 
 
 def _ceiling_lines(c: dict | None) -> list[str]:
-    """The arithmetic: useful GFLOP/s per engine against a bare GEMM of the model's shape."""
+    """The arithmetic: one bare GEMM of the model's feed-forward shape per arithmetic used."""
     if not c:
         return []
-    gemm = c["gemm"]["gflops"]
-    rates = ", ".join(
-        f"{name} {rate:,.1f} ({100 * rate / gemm:.0f}%)"
-        for name, rate in c["useful_gflops"].items()
+    gemms = "; ".join(
+        f"{arith} {g['gops']:,.1f} {targets.UNIT.get(arith, 'GFLOP/s')} ({g['kernel']})"
+        for arith, g in c["gemm"].items()
     )
+    shape = next(iter(c["gemm"].values()))["shape"] if c["gemm"] else ""
     return [
-        f"Arithmetic: {c['flop_per_token'] / 1e6:.1f} MFLOP per real token (encoder linear layers "
-        f"and attention). A bare {c['gemm']['dtype']} matrix multiply of the model's feed-forward "
-        f"shape, {c['gemm']['shape']}, runs at {gemm:,.1f} GFLOP/s on this device. Useful "
-        f"GFLOP/s (real tokens only) and their share of that: {rates}. int8 engines do integer "
-        "arithmetic, to which the fp32 figure is only a rough guide.",
+        f"Arithmetic: {c['op_per_token'] / 1e6:.2f} M operations per real token (encoder linear "
+        f"layers and attention). GEMM ceilings, {shape}: {gemms}.",
         "",
     ]

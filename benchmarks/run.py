@@ -14,6 +14,8 @@ from benchmarks import ceiling, machine, models, quality, report, targets, timin
 from benchmarks import engines as eng
 from benchmarks.errors import UserError
 from benchmarks.texts import DEFAULT_EVAL, DEFAULT_TEXTS, load_texts
+from common.cpu import cpu_flags
+from common.fidelity import first_non_finite_row, max_abs_diff
 
 log = logging.getLogger("benchmarks")
 
@@ -57,7 +59,8 @@ def run(
     out: Path = Path("benchmarks/results"),
     seed: int = 0,
 ) -> dict:
-    """Measure, then write report.md, results.json and throughput.png under out/<device>/."""
+    """Measure, then write report.md, results.json and throughput.png under out/<machine>/
+    (the CPU's name and key ISA, or the card's name)."""
     device = resolve_device(device)
     eval_data, notes = _eval_source(eval_data, command, bert_base)
     s = Settings(
@@ -113,8 +116,9 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     log.info("device %s (%s), %d threads", s.device, env.get("gpu", env["cpu"]), s.threads)
     model = models.load_torch_model(s.model_dir, s.device)
     tokenizer = AutoTokenizer.from_pretrained(s.onnx_dir)
-    built = eng.make_engines(
+    built, left_out = eng.make_engines(
         device=s.device,
+        flags=cpu_flags(),  # all of them: the choice rules may name any flag
         model=model,
         tokenizer=tokenizer,
         onnx_dir=s.onnx_dir,
@@ -134,6 +138,7 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
         "model": models.describe_model(model),
         "export": {k: export_record.get(k) for k in ("variants", "skipped", "versions")},
         "missing_variants": eng.missing_variants(export_record, s.device),
+        "left_out": left_out,
     }
     if timed is not None:
         record["texts"] = timed[1]
@@ -162,19 +167,41 @@ def _throughput(built: list, texts: list[str], tokenizer, settings: dict) -> dic
     timing.warm_up(built, texts, rows=4 * settings["batch_size"])
     started = time.time()
     seconds = timing.time_engines(built, texts, settings["repeats"], settings["device"])
-    reference = next(e for e in built if e.name == quality.REFERENCE).probs()
+    reference = reference_probs(built)
     table = {}
     for engine in built:
         table[engine.name] = {
             "group": engine.group,
             "precision": engine.precision,
+            "arith": engine.arith,
             "batching": engine.batching,
             "provider": engine.provider,
             **engine.info,
             **timing.summarize(seconds[engine.name], len(texts), profile["tokens"]),
-            "max_abs_diff": float(np.abs(engine.probs() - reference).max()),
+            **fidelity(reference, engine.probs()),
         }
     return {"engines": table, "profile": profile, "wall_s": round(time.time() - started, 1)}
+
+
+def reference_probs(built: list) -> np.ndarray:
+    """PyTorch fp32's probabilities, which every engine is compared with; they must be finite."""
+    reference = next(e for e in built if e.name == quality.REFERENCE).probs()
+    bad = first_non_finite_row(reference)
+    if bad is not None:
+        raise UserError(
+            f"PyTorch fp32 ({quality.REFERENCE}) gives NaN or inf for text {bad}: the model is "
+            "broken; pass --model with a model trained without NaN weights"
+        )
+    return reference
+
+
+def fidelity(reference: np.ndarray, probs: np.ndarray) -> dict:
+    """The finite-and-close rule: the gap to PyTorch fp32 (inf on NaN); non-finite = failed."""
+    bad = first_non_finite_row(probs)
+    return {
+        "max_abs_diff": max_abs_diff(reference, probs),
+        "failed": None if bad is None else f"NaN or inf probabilities (first at text {bad})",
+    }
 
 
 def _eval_source(eval_data: Path | None, command: str, bert_base: bool):

@@ -73,7 +73,7 @@ def summarize(seconds: list[float], rows: int, tokens: int) -> dict:
 
 def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) -> dict:
     """Token counts and padding of each batching, and what tokenization alone costs."""
-    from benchmarks.engines import bucket_batches
+    from benchmarks.torch_engines import bucket_batches
 
     start = time.perf_counter()
     ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]

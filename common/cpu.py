@@ -39,12 +39,9 @@ class CpuFacts:
         return [f for f in KEY_FLAGS if f in self.flags]
 
     def slug(self) -> str:
-        """A folder name for results: the model and the flags that matter, e.g.
-        `amd-epyc-avx2-avx512f-avx512-vnni`, so runs on different CPUs sit side by side."""
-        name = " ".join(
-            [self.model, *[f for f in self.key_flags() if f.startswith(("avx", "amx"))]]
-        )
-        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        """A folder name for results, e.g. `amd-epyc-avx512-vnni-bf16`: runs on different CPUs
+        sit side by side."""
+        return cpu_slug(self.model, self.flags)
 
     def describe(self) -> str:
         """One line for reports: model name and the flags that matter."""
@@ -70,3 +67,34 @@ def parse_cpuinfo(text: str, machine: str) -> CpuFacts:
         machine=machine,
         flags=frozenset(flags.group(1).split()) if flags else frozenset(),
     )
+
+
+def cpu_model() -> str:
+    """This CPU's model name, e.g. "AMD EPYC" or "Intel(R) Xeon(R) Platinum 8481C CPU"."""
+    return this_cpu().model
+
+
+def cpu_flags() -> frozenset[str]:
+    """Every flag the kernel lists for this CPU's first core (x86 `flags`, Arm `Features`)."""
+    return this_cpu().flags
+
+
+def cpu_slug(model: str, flags: frozenset[str]) -> str:
+    """The model name without trademarks, core counts and clock, then the ISA that sets speed."""
+    name = re.sub(r"\((r|tm)\)|\bcpu\b|\bprocessor\b|\b\d+-core\b|@.*$", " ", model.lower())
+    return "-".join(part for part in (_slug(name), isa_tag(flags)) if part) or "cpu"
+
+
+def isa_tag(flags: frozenset[str]) -> str:
+    """`amx`, `avx512[-vnni][-bf16]`, `avx2[-vnni]`, or "" (another architecture)."""
+    if "amx_int8" in flags or "amx_bf16" in flags:
+        return "amx"
+    if "avx512f" in flags:
+        return "avx512" + "-vnni" * ("avx512_vnni" in flags) + "-bf16" * ("avx512_bf16" in flags)
+    if "avx2" in flags:
+        return "avx2" + "-vnni" * ("avx_vnni" in flags)
+    return ""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

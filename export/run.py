@@ -153,6 +153,7 @@ def _int8_variant(checker, tmp, record, isa: str, holdouts, limits: Int8Limits) 
         )
         entry, probs = checker.check("int8", path, "cpu", info)
         entry["fidelity"], broken = checker.int8_fidelity(probs, limits)
+        entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
         _log("int8", entry)
         tried.append({"fp32_holdout": holdout, "broken": broken})
         if not broken:

@@ -78,8 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--variant",
         choices=["auto", "fp32", "optimized", "fp16", "int8"],
         default="auto",
-        help="auto = fp16 on CUDA when exported, else optimized, else fp32 (int8: CPU only, "
-        "opt-in)",
+        help="auto = fp16 on CUDA; on the CPU int8 where the CPU has VNNI or AMX and export.json "
+        "says int8 is within its fidelity limit, else optimized (score/variant_rule.py); the "
+        "summary line says which and why",
     )
     p.add_argument(
         "--batch-size", type=_positive, default=None, help="default: 64 on CPU, 256 on CUDA"

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from common.cpu import cpu_flags
 from score.errors import UserError
+from score.variant_rule import auto_variant
 
 log = logging.getLogger("score")
 
@@ -35,6 +37,7 @@ class ModelFolder:
     max_positions: int  # the model's position-embedding limit
     variants: dict[str, Path]  # ONNX files present, by variant name
     skipped: dict[str, str]  # variants export left out, with its reason
+    records: dict[str, dict] = field(default_factory=dict)  # export.json's entry per variant
 
     @property
     def tokenizer_file(self) -> Path:
@@ -72,17 +75,25 @@ def read_model_folder(path: Path) -> ModelFolder:
         max_positions=int(config.get("max_position_embeddings", max_length)),
         variants={n: path / f for n, f in VARIANT_FILES.items() if (path / f).is_file()},
         skipped=export.get("skipped", {}),
+        records=export.get("variants", {}),
     )
 
 
-def choose_variant(folder: ModelFolder, requested: str, provider: str) -> str:
-    """`auto`: fp16 on CUDA when exported, else the graph-optimized fp32, else plain fp32.
+def choose_variant(
+    folder: ModelFolder, requested: str, provider: str, flags: frozenset[str] | None = None
+) -> str:
+    """The variant to run: `requested`, or for `auto` the one score.variant_rule picks."""
+    return variant_choice(folder, requested, provider, flags)[0]
 
-    int8 is never the default: it must be asked for (see the README's measurements).
-    """
+
+def variant_choice(
+    folder: ModelFolder, requested: str, provider: str, flags: frozenset[str] | None = None
+) -> tuple[str, str]:
+    """The variant and why; `flags` None means this CPU's."""
     if requested == "auto":
-        order = ["fp16", "optimized", "fp32"] if provider == "cuda" else ["optimized", "fp32"]
-        return next(n for n in order if n in folder.variants)
+        flags = cpu_flags() if flags is None else flags
+        pick, why = auto_variant(provider, flags, set(folder.variants), folder.records)
+        return pick, f"auto: {why}"
     if provider not in RUNS_ON[requested]:
         other = "cuda" if provider == "cpu" else "cpu"
         raise UserError(
@@ -95,7 +106,7 @@ def choose_variant(folder: ModelFolder, requested: str, provider: str) -> str:
             f"{folder.path} has no {requested} variant ({VARIANT_FILES[requested]}: {why}); "
             f"pass --variant with one of: {', '.join(folder.variants)}"
         )
-    return requested
+    return requested, "asked for with --variant"
 
 
 def resolve_max_len(folder: ModelFolder, max_len: int | None) -> int:

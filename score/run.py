@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from score.model_folder import read_model_folder, read_thresholds
+from score.model_folder import read_model_folder, read_thresholds, variant_choice
 from score.pipeline import Pipeline
 from score.predict import Scorer, Tokens
 from score.reader import Chunk, iter_chunks, open_input
@@ -56,6 +56,8 @@ def run(
         max_len=max_len,
         threads=threads,
     )
+    # The Scorer made this choice already; asked again (same facts, same answer) for its reason.
+    why = variant_choice(folder, variant, scorer.provider)[1]
     log.info(
         "scoring %s -> %s: chunks of %d rows, batches of %d, provider %s, variant %s",
         input_path,
@@ -74,6 +76,7 @@ def run(
         "rows_per_s": round(counts["rows"] / seconds, 1),
         "provider": scorer.provider,
         "variant": scorer.variant,
+        "variant_reason": why,
         "empty_texts": counts["empty"],
         "output": str(output_path),
         "batch_size": scorer.batch_size,
@@ -121,6 +124,11 @@ def summary_line(summary: dict) -> str:
     return (
         f"scored {summary['rows']} rows in {summary['seconds']:.1f} s "
         f"({summary['rows_per_s']:.0f} rows/s) on {summary['provider']}{workers} with the "
-        f"{summary['variant']} model; {summary['empty_texts']} rows with empty text; "
-        f"wrote {summary['output']}"
+        f"{summary['variant']} model{_reason(summary)}; {summary['empty_texts']} rows with "
+        f"empty text; wrote {summary['output']}"
     )
+
+
+def _reason(summary: dict) -> str:
+    why = summary.get("variant_reason")  # the Ray engine's workers each choose on their node
+    return f" ({why})" if why else ""

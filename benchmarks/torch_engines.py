@@ -1,0 +1,132 @@
+"""PyTorch engines: the seed's padded loop and length-bucketed eager runs in fp32, bf16/fp16
+autocast and dynamic int8, and which of them a user would pick on this device (flags passed in).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+
+import numpy as np
+import torch
+
+AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# CPUs whose bf16 matrix multiplies run in hardware; elsewhere oneDNN converts bf16 in software.
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+NO_BF16 = (
+    "this CPU has neither avx512_bf16 nor amx_bf16, so bf16 autocast converts in software and "
+    "runs slower than fp32: no user would pick it"
+)
+NO_INT8_ON_CUDA = "PyTorch's dynamic int8 (quantize_dynamic) runs on the CPU only"
+
+
+def torch_precisions(device: str, flags: frozenset[str]) -> tuple[list[str], dict[str, str]]:
+    """The bucketed PyTorch precisions worth timing here, and why each other one is left out."""
+    if device == "cuda":
+        return ["fp32", "bf16", "fp16"], {"int8": NO_INT8_ON_CUDA}
+    if any(f in flags for f in BF16_FLAGS):
+        return ["fp32", "bf16", "int8"], {}
+    return ["fp32", "int8"], {"bf16": NO_BF16}
+
+
+def quantize_linear_int8(model):
+    """A copy of `model` with every nn.Linear in dynamic int8 (weights int8, activations at run
+    time): PyTorch's like-for-like peer of onnxruntime's dynamic int8 variant."""
+    with warnings.catch_warnings():
+        # Deprecated in favour of torchao, but present in torch 2.x and what a user finds first.
+        warnings.filterwarnings("ignore", message=r"torch\.ao\.quantization is deprecated")
+        warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor")
+        return torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8
+        )
+
+
+def bucket_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Sort by token length and cut into batches, so each pads only to its own longest text."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+class TorchEngine:
+    """PyTorch eager: the seed's loop (fp32, padded, input order) or the scorer's bucketing."""
+
+    group = "pytorch"
+
+    def __init__(self, model, tokenizer, *, max_len, batch_size, device, padded, arith="fp32"):
+        self.tokenizer, self.arith = tokenizer, arith
+        self.model = quantize_linear_int8(model) if arith == "int8" else model
+        self.max_len, self.batch_size, self.device, self.padded = (
+            max_len,
+            batch_size,
+            device,
+            padded,
+        )
+        self.precision = {
+            "fp32": "fp32",
+            "int8": "int8 dynamic (nn.Linear)",
+        }.get(arith, f"{arith} autocast")
+        self.name = f"pytorch-{arith}-{'padded' if padded else 'bucketed'}"
+        self.batching = (
+            f"padded to {max_len}, input order, one encode_plus per text (the seed's loop)"
+            if padded
+            else "sorted by token length, padded to each batch's longest"
+        )
+        self.provider = device
+        self.info = {"quantized_engine": torch.backends.quantized.engine} if arith == "int8" else {}
+
+    def prepare(self, texts: list[str]) -> None:
+        self.texts, self.last = texts, None
+
+    def __call__(self) -> None:
+        self.last = self._padded(self.texts) if self.padded else self._bucketed(self.texts)
+
+    def probs(self) -> np.ndarray:
+        return self.last
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+        cast = (
+            torch.autocast(self.device, dtype=AUTOCAST[self.arith])
+            if self.arith in AUTOCAST
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), cast:
+            logits = self.model(
+                input_ids=ids.to(self.device, non_blocking=True),
+                attention_mask=mask.to(self.device, non_blocking=True),
+            ).logits
+        return torch.sigmoid(logits.float()).cpu().numpy()
+
+    def _padded(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), self.batch_size):
+            encoded = [
+                self.tokenizer.encode_plus(
+                    text, max_length=self.max_len, padding="max_length", truncation=True
+                )
+                for text in texts[start : start + self.batch_size]
+            ]
+            ids = torch.tensor([e["input_ids"] for e in encoded])
+            mask = torch.tensor([e["attention_mask"] for e in encoded])
+            out.append(self._forward(ids, mask))
+        return np.concatenate(out)
+
+    def _bucketed(self, texts: list[str]) -> np.ndarray:
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_len)["input_ids"]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        out = None
+        pad = self.tokenizer.pad_token_id
+        for rows in bucket_batches(lengths, self.batch_size):
+            width = int(lengths[rows].max())
+            if self.device == "cuda":
+                width = -(-width // 8) * 8  # as the scorer pads on CUDA: the same batches
+            batch = np.full((len(rows), width), pad, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for i, r in enumerate(rows):
+                batch[i, : lengths[r]] = ids[r]
+                mask[i, : lengths[r]] = 1
+            part = self._forward(torch.from_numpy(batch), torch.from_numpy(mask))
+            if out is None:
+                out = np.empty((len(texts), part.shape[1]), dtype=np.float32)
+            out[rows] = part
+        return out

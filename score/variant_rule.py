@@ -1,0 +1,69 @@
+"""The rule behind `--variant auto`: which exported variant runs, from the device and CPU flags.
+
+A pure function of the facts passed in (provider, CPU flags, what export.json lists), so it is
+tested with the flags of every kind of CPU. Change the tables here after measuring.
+"""
+
+from __future__ import annotations
+
+import math
+
+# On the CPU, the first row whose flags the CPU has (any one of them) names the preferred variant.
+# Provisional until the benchmarks decide (issue 13): VNNI and AMX do int8 dot products in one
+# instruction, so int8 is fast there; without them int8 gains little over optimized fp32.
+CPU_RULE = [
+    (("amx_int8",), "int8", "AMX multiplies int8 matrices in tiles"),
+    (("avx512_vnni", "avx_vnni"), "int8", "VNNI does int8 dot products in one instruction"),
+]
+CPU_OTHERWISE = "no VNNI or AMX, so int8 gains little"
+# Where the preferred variant is missing or not within its fidelity limit, in this order.
+FALLBACK = {"cpu": ["optimized", "fp32"], "cuda": ["fp16", "optimized", "fp32"]}
+
+
+def auto_variant(
+    provider: str, flags: frozenset[str], present: set[str], records: dict[str, dict]
+) -> tuple[str, str]:
+    """The variant to run and why; `present` are the ONNX files, `records` export.json's entries."""
+    if provider == "cuda":
+        pick = next(v for v in FALLBACK["cuda"] if v in present)
+        missing = FALLBACK["cuda"][: FALLBACK["cuda"].index(pick)]
+        return pick, "on CUDA" + "".join(f"; {v} not exported" for v in missing)
+    preferred, why = cpu_preference(flags)
+    if preferred == "int8":
+        problem = "not exported" if "int8" not in present else int8_problem(records.get("int8"))
+        if problem is None:
+            return "int8", f"{why}, and int8 is within its fidelity limit"
+        why = f"{why}, but int8 is not usable: {problem}"
+    pick = next(v for v in FALLBACK["cpu"] if v in present)
+    missing = FALLBACK["cpu"][: FALLBACK["cpu"].index(pick)]
+    return pick, why + "".join(f"; {v} not exported" for v in missing)
+
+
+def cpu_preference(flags: frozenset[str]) -> tuple[str, str]:
+    """The variant this kind of CPU runs fastest (by the table above) and the reason."""
+    for wanted, variant, why in CPU_RULE:
+        have = [f for f in wanted if f in flags]
+        if have:
+            return variant, f"this CPU has {have[0]}: {why}"
+    return FALLBACK["cpu"][0], f"this CPU has {CPU_OTHERWISE}"
+
+
+def int8_problem(record: dict | None) -> str | None:
+    """None when export.json says int8 passed its fidelity limit, else what is wrong.
+
+    Read defensively: an explicit `within_limit` / `passed` (on the entry or its `fidelity`),
+    else a numeric `limit` with a finite `max_abs_diff` under it. A folder exported before int8
+    had a limit records `limit: null` and is not trusted.
+    """
+    if not record:
+        return "export.json has no entry for it; re-export"
+    for place in (record, record.get("fidelity") or {}):
+        for key in ("within_limit", "passed"):
+            if isinstance(place.get(key), bool):
+                return None if place[key] else "export.json says it is past its fidelity limit"
+    limit, diff = record.get("limit"), record.get("max_abs_diff")
+    if isinstance(limit, int | float) and isinstance(diff, int | float):
+        if not math.isfinite(diff):
+            return "export.json records non-finite probabilities for it"
+        return None if diff <= limit else f"its max abs diff {diff:.3g} is past the limit {limit}"
+    return "export.json records no int8 fidelity limit (exported before it had one); re-export"

@@ -1,0 +1,122 @@
+"""`--variant auto`: the rule with each kind of CPU's flags passed in, and the CLI that uses it."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import write_comments_csv
+
+from score.__main__ import main
+from score.model_folder import read_model_folder, variant_choice
+from score.predict import Scorer
+from score.variant_rule import auto_variant
+
+AVX2 = frozenset({"sse4_2", "avx", "avx2", "fma"})  # AMD Zen 2/3, older Xeons
+AVX512 = AVX2 | {"avx512f", "avx512bw"}  # Skylake-SP: AVX-512 without VNNI
+ZEN4 = AVX512 | {"avx512_vnni", "avx512_bf16", "avx_vnni"}  # this project's AMD EPYC
+SAPPHIRE_RAPIDS = ZEN4 | {"amx_tile", "amx_int8", "amx_bf16"}
+ALDER_LAKE = AVX2 | {"avx_vnni"}  # client CPUs: VNNI on 256-bit vectors
+ARM = frozenset({"fp", "asimd", "asimddp"})
+CPU_VARIANTS = {"fp32", "optimized", "int8"}
+PASSED = {"int8": {"limit": 0.05, "max_abs_diff": 0.031}}
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected", "named"),
+    [
+        (AVX2, "optimized", "no VNNI or AMX"),
+        (AVX512, "optimized", "no VNNI or AMX"),
+        (ARM, "optimized", "no VNNI or AMX"),
+        (frozenset(), "optimized", "no VNNI or AMX"),  # /proc/cpuinfo unreadable
+        (ZEN4, "int8", "avx512_vnni"),
+        (ALDER_LAKE, "int8", "avx_vnni"),
+        (SAPPHIRE_RAPIDS, "int8", "amx_int8"),  # AMX is named before VNNI
+    ],
+)
+def test_cpu_flags_decide_between_int8_and_optimized(flags, expected, named):
+    variant, why = auto_variant("cpu", flags, CPU_VARIANTS, PASSED)
+    assert variant == expected
+    assert named in why
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"limit": None, "max_abs_diff": 0.02}, "no int8 fidelity limit"),  # before issue 12
+        ({"limit": 0.05, "max_abs_diff": 0.09}, "0.09 is past the limit 0.05"),
+        ({"limit": 0.05, "max_abs_diff": float("inf")}, "non-finite"),
+        ({"max_abs_diff": 0.01, "within_limit": False}, "past its fidelity limit"),
+        ({"fidelity": {"passed": False}, "limit": 0.05, "max_abs_diff": 0.01}, "past its"),
+        (None, "no entry"),
+    ],
+)
+def test_int8_outside_its_fidelity_limit_is_passed_over_on_vnni(record, problem):
+    records = {} if record is None else {"int8": record}
+    variant, why = auto_variant("cpu", ZEN4, CPU_VARIANTS, records)
+    assert variant == "optimized"
+    assert "int8 is not usable" in why and problem in why
+
+
+def test_int8_marked_within_limit_is_picked_without_a_numeric_limit():
+    records = {"int8": {"limit": None, "fidelity": {"within_limit": True}}}
+    assert auto_variant("cpu", ZEN4, CPU_VARIANTS, records)[0] == "int8"
+
+
+def test_missing_variants_fall_back_in_order_and_say_so():
+    variant, why = auto_variant("cpu", ZEN4, {"fp32", "optimized"}, PASSED)
+    assert (variant, why.endswith("int8 is not usable: not exported")) == ("optimized", True)
+    variant, why = auto_variant("cpu", AVX2, {"fp32"}, {})
+    assert variant == "fp32" and why.endswith("; optimized not exported")
+    assert auto_variant("cuda", ZEN4, {"fp32", "optimized", "fp16"}, PASSED) == (
+        "fp16",
+        "on CUDA",
+    )
+    assert auto_variant("cuda", ZEN4, {"fp32", "optimized", "int8"}, PASSED) == (
+        "optimized",
+        "on CUDA; fp16 not exported",
+    )
+
+
+def test_explicit_variant_is_kept_with_its_reason(tmp_path: Path):
+    (tmp_path / "model.onnx").write_bytes(b"")  # read_model_folder checks names only
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"id2label": {"0": "toxic"}, "max_length": 8}')
+    (tmp_path / "export.json").write_text('{"max_length": 8, "variants": {}}')
+    folder = read_model_folder(tmp_path)
+    assert variant_choice(folder, "fp32", "cpu", ZEN4) == ("fp32", "asked for with --variant")
+    assert variant_choice(folder, "auto", "cpu", ZEN4) == (
+        "fp32",
+        "auto: this CPU has avx512_vnni: VNNI does int8 dot products in one instruction, but "
+        "int8 is not usable: not exported; optimized not exported",
+    )
+
+
+@pytest.fixture(scope="module")
+def cpu_export(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny model exported for the CPU, int8 by the avx2 preset (which any x86 CPU runs)."""
+    from export.run import run
+
+    out = tmp_path_factory.mktemp("rule") / "onnx"
+    run(model_dir=tiny_model_dir, out=out, device="cpu", int8_isa="avx2", force=True)
+    return out
+
+
+def test_cli_summary_names_the_auto_choice_and_why(cpu_export: Path, tmp_path: Path):
+    data = write_comments_csv(tmp_path / "comments.csv")
+    out = tmp_path / "out.parquet"
+    expected, why = variant_choice(read_model_folder(cpu_export), "auto", "cpu")  # this host
+    argv = [str(data), str(out), "--model", str(cpu_export), "--provider", "cpu", "--quiet"]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main([*argv, "--variant", "auto"]) == 0
+    assert f"with the {expected} model ({why});" in stdout.getvalue()
+    assert why.startswith("auto: this CPU has ")
+    scored = pl.read_parquet(out).drop("id").to_numpy()
+    texts = pl.read_csv(data)["comment_text"].fill_null("").to_list()
+    direct = Scorer(cpu_export, variant=expected, provider="cpu").predict(texts)
+    np.testing.assert_allclose(scored, direct, atol=1e-6)
