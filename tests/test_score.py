@@ -148,7 +148,12 @@ def test_cuda_io_binding_matches_the_cpu(onnx_dir: Path):
 
 def test_summary_counts_empty_and_null_texts(tmp_path: Path, onnx_dir: Path, mixed_csv: Path):
     summary = run(
-        input_path=mixed_csv, output_path=tmp_path / "o.parquet", model_dir=onnx_dir, quiet=True
+        input_path=mixed_csv,
+        output_path=tmp_path / "o.parquet",
+        model_dir=onnx_dir,
+        provider="cpu",
+        variant="optimized",
+        quiet=True,
     )
     assert summary["rows"] == len(comment_rows()) + len(EXTRA_ROWS)
     assert summary["empty_texts"] == 3  # "", "   " and the null one
