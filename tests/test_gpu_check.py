@@ -58,6 +58,7 @@ def test_dry_run_runs_every_step_and_leaves_what_comes_back(tmp_path: Path):
     figures = summary["figures"]
     assert figures["preflight"]["problems"] == []
     assert figures["preflight"]["onnxruntime_cuda_usable"] is False  # no GPU here
+    assert figures["preflight"]["torch_loaded_by_probe"] is False  # as in `python -m score`
     assert figures["score"]["rows"] == 300 and figures["score"]["provider"] == "cpu"
     scored = figures["scored"]
     assert scored["rows_in"] == scored["rows_out"] == 300 and scored["ids_in_order"]

@@ -36,6 +36,14 @@ MODULES = [
     "psutil",
     "pytest",
 ]
+# Recorded where present, not needed: transformers imports accelerate when it is installed (the
+# GPU machine has 1.15), so its version belongs next to the others.
+OPTIONAL_MODULES = ["accelerate"]
+# What onnxruntime-gpu 1.31.1 (a CUDA 13 build) loads: its CUDA provider's DT_NEEDED entries
+# (readelf -d), then cuDNN at run time. Recorded, to say which one is missing if the probe fails.
+CUDA_SONAMES = [
+    "libcudart.so.13", "libcublas.so.13", "libcublasLt.so.13", "libcurand.so.10", "libcudnn.so.9",
+]  # fmt: skip
 # The pins that make optimum-onnx work (pyproject.toml); the device's own are newer.
 VERSION_PREFIXES = {"transformers": "4.57.", "huggingface_hub": "0.", "tokenizers": "0.22."}
 
@@ -44,11 +52,16 @@ def run(out: Path, expect: str) -> int:
     """Write the record to `out`; 0 when everything that `expect` (cpu or cuda) needs is there."""
     info: dict = {"expect": expect, "python": platform.python_version(), "problems": []}
     info["ld_library_path"] = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
+    info["cuda_libraries"] = {
+        name: next((str(d) for d in info["ld_library_path"] if (Path(d) / name).exists()), None)
+        for name in CUDA_SONAMES
+    }
     info["onnxruntime_cuda_usable"] = _probe_without_torch(info)
     info["modules"] = {name: _import(name) for name in MODULES}
     info["problems"] += [
         f"import {name}: {m['error']}" for name, m in info["modules"].items() if "error" in m
     ]
+    info["modules"].update({name: _import(name) for name in OPTIONAL_MODULES})
     info["problems"] += _version_problems(info["modules"])
     info.update(_torch_facts())
     info["gpu_name"] = _nvidia_smi_name()
@@ -56,6 +69,8 @@ def run(out: Path, expect: str) -> int:
     if expect == "cuda":
         info["problems"] += _cuda_problems(info)
     _write(out, info)
+    for problem in info["problems"]:  # stderr, the step's log; the record is in `out`
+        print(f"preflight: {problem}", file=sys.stderr)
     return 1 if info["problems"] else 0
 
 

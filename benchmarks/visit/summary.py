@@ -67,7 +67,10 @@ def figures(results: Path) -> dict:
 
 
 def _preflight(info: dict) -> dict:
-    keep = ["python", "onnxruntime_cuda_usable", "cuda_available", "bf16", "torch_cuda", "problems"]
+    keep = [
+        "python", "onnxruntime_cuda_usable", "torch_loaded_before_probe", "torch_loaded_by_probe",
+        "cuda_libraries", "cuda_available", "bf16", "torch_cuda", "minilm_weights", "problems",
+    ]  # fmt: skip
     versions = {
         name: m.get("version") for name, m in info.get("modules", {}).items() if "." not in name
     }
