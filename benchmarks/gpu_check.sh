@@ -195,22 +195,22 @@ step preflight 60 "$PY" -m benchmarks.visit preflight --expect "$DEVICE" --out "
 # ---- 1. the model (bert-base-sized, random weights) and its export, parity checked ----
 step model "$(lim 45 40)" "$PY" -m benchmarks.visit model --size "$SIZE" --out "$WORK/model"
 if [ $DRY = 1 ]; then precision=(--device cpu); else precision=(--device cuda --fp16); fi
-after model -- export "$(lim 150 60)" "$PY" -m export --model "$WORK/model" --out "$WORK/onnx" \
+after model -- export "$(lim 150 45)" "$PY" -m export --model "$WORK/model" --out "$WORK/onnx" \
   "${precision[@]}" --no-int8 --force && keep "$WORK/onnx" "$R/export"
 
 # ---- 2. the scorer end to end on the onnxruntime provider, ROWS comments made of real ones ----
-step comments "$(lim 45 30)" "$PY" -m benchmarks.visit comments --source "$DATA/train.csv" \
+step comments "$(lim 45 20)" "$PY" -m benchmarks.visit comments --source "$DATA/train.csv" \
   --rows "$ROWS" --out "$WORK/comments.csv"
-after export comments -- score "$(lim 150 40)" "$PY" -m score "$WORK/comments.csv" \
+after export comments -- score "$(lim 150 30)" "$PY" -m score "$WORK/comments.csv" \
   "$WORK/scored.parquet" --model "$WORK/onnx" --provider "$DEVICE"
 after score -- scored "$(lim 45 20)" "$PY" -m benchmarks.visit scored --input "$WORK/comments.csv" \
   --output "$WORK/scored.parquet" --out "$R/scored.json"
-after export comments -- nodes "$(lim 60 30)" "$PY" -m benchmarks.visit nodes --model "$WORK/onnx" \
+after export comments -- nodes "$(lim 60 20)" "$PY" -m benchmarks.visit nodes --model "$WORK/onnx" \
   --provider "$DEVICE" --texts "$WORK/comments.csv" --rows "$(lim 256 32)" --out "$R/nodes.json"
 
 # ---- 3. PyTorch modes against the onnxruntime variants, same texts and batches ----
 if [ $DRY = 1 ]; then sizes=(--rows 64 --repeats 1 --batch-size 16); else sizes=(--rows 10000); fi
-after export -- benchmarks "$(lim 150 60)" "$PY" -m benchmarks throughput --device "$DEVICE" \
+after export -- benchmarks "$(lim 150 45)" "$PY" -m benchmarks throughput --device "$DEVICE" \
   --model "$WORK/model" --onnx "$WORK/onnx" --texts "$DATA/train.csv" "${sizes[@]}" \
   --out "$R/benchmarks"
 
@@ -220,11 +220,11 @@ if [ $DRY = 1 ]; then
 else
   quick=(--epochs 1 --max-steps 300 --lr 1e-4 --warmup-ratio 0.1)  # random weights: a high lr
 fi
-after model -- train "$(lim 120 60)" "$PY" -m train --data "$DATA/train.csv" --model "$WORK/model" \
+after model -- train "$(lim 120 45)" "$PY" -m train --data "$DATA/train.csv" --model "$WORK/model" \
   --device "$DEVICE" "${quick[@]}" --out "$WORK/trained" --force && keep "$WORK/trained" "$R/train"
 
 # ---- 5. the GPU tests: on the device a skipped test fails the step ----
-step pytest-gpu "$(lim 100 60)" "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider \
+step pytest-gpu "$(lim 100 45)" "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider \
   --junitxml "$R/pytest-gpu.xml" tests/
 skips=()
 [ $DRY = 1 ] && skips=(--allow-skips)  # no CUDA here: the GPU tests skip, and must only load
@@ -242,7 +242,7 @@ if grep -q '"minilm_weights": true' "$R/preflight.json"; then
   else
     full=(--epochs 3 --eval-data "$DATA/test_labeled.csv")
   fi
-  step train-minilm "$(lim 240 60)" "$PY" -m train --data "$DATA/train.csv" --device "$DEVICE" \
+  step train-minilm "$(lim 240 45)" "$PY" -m train --data "$DATA/train.csv" --device "$DEVICE" \
     "${full[@]}" --out "$WORK/minilm" --force && keep "$WORK/minilm" "$R/train-minilm"
 else
   skip_step train-minilm "MiniLM weights not staged (gpu_stage.sh --full-minilm)" optional

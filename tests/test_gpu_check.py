@@ -91,6 +91,25 @@ def test_a_failure_after_the_start_still_writes_the_summary_and_archive(tmp_path
     assert json.loads((out / "summary.json").read_text())["steps"] == []
 
 
+def test_without_a_gpu_the_real_visit_fails_at_the_preflight_and_runs_nothing_else(tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("id,comment_text\n1,hello\n")
+    result = gpu_check(tmp_path, "--data", str(data), timeout=120)  # no --dry-run: needs CUDA
+    assert result.returncode == 1
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["mode"] == "device" and summary["failed"] == ["preflight"]
+    assert [s["step"] for s in summary["steps"]] == ["preflight"]
+    problems = summary["figures"]["preflight"]["problems"]
+    assert "torch sees no CUDA device" in problems
+    assert any(
+        p.startswith("onnxruntime cannot use CUDA in a process without torch") for p in problems
+    )
+    assert (
+        "preflight: torch sees no CUDA device" in result.stderr
+    )  # the step's log, shown on failure
+
+
 def test_a_step_whose_limit_does_not_fit_is_skipped_and_fails_the_visit(tmp_path: Path):
     data = tmp_path / "data"
     data.mkdir()

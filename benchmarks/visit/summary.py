@@ -125,7 +125,7 @@ def _train(log: Path) -> dict:
 
 
 def markdown(record: dict) -> str:
-    card = record["gpu"] or "no GPU (CPU dry run)"
+    card = record["gpu"] or "no GPU"
     lines = [
         f"# GPU visit ({record['mode']}) on {card}",
         "",
