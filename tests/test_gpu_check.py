@@ -20,7 +20,7 @@ from benchmarks.visit.outdir import check_out
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
 VISIT_STEPS = [
-    "preflight", "model", "export", "comments", "score", "scored", "nodes", "benchmarks", "train",
+    "preflight", "model", "export", "comments", "nodes", "score", "scored", "benchmarks", "train",
     "pytest-gpu", "pytest-gpu-skips", "train-minilm",
 ]  # fmt: skip
 
