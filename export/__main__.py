@@ -82,6 +82,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "then all feed-forward MatMuls, and keeps the first within the limits",
     )
     q.add_argument(
+        "--int8-graph",
+        choices=["fused", "plain"],
+        default="fused",
+        help="quantize the graph-optimized model (fused attention in int8: faster) or the plain "
+        "one; fused needs --optimized",
+    )
+    q.add_argument(
         "--int8-max-diff",
         type=_fraction,
         default=Int8Limits.max_diff,
@@ -155,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             force=args.force,
             int8_isa=args.int8_isa,
             int8_fp32=args.int8_fp32,
+            int8_graph=args.int8_graph,
             int8_limits=Int8Limits(
                 max_diff=args.int8_max_diff,
                 p99_diff=args.int8_p99_diff,

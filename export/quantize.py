@@ -66,18 +66,42 @@ def held_out_nodes(model_path: Path, holdout: str) -> list[str]:
 
 
 def quantize(out: Path, source: str, target: str, *, isa: str, holdout: str) -> tuple[Path, dict]:
-    """Write `target` in `out`: `source` with its MatMuls in int8 except the holdouts."""
-    from optimum.onnxruntime import ORTQuantizer
+    """Write `target` in `out`: `source` with its MatMuls in int8 except the holdouts.
+
+    Operators as optimum's preset lists them (MatMul, Gather for the embeddings, Attention ...),
+    so a fused source (the optimized graph) gets its Attention nodes in int8 too (QAttention:
+    projections in int8, attention scores in fp32). onnxruntime's quantizer does the work with
+    the preset's settings; optimum's own wrapper cannot type the fused nodes.
+    """
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
 
     exclude = held_out_nodes(out / source, holdout)
     config = preset(isa, exclude)
+    ops = {n.op_type for n in onnx.load(str(out / source), load_external_data=False).graph.node}
+    fused = "Attention" in ops
     with tempfile.TemporaryDirectory(dir=out) as scratch:
-        quantizer = ORTQuantizer.from_pretrained(out, file_name=source)
-        quantizer.quantize(config, save_dir=scratch, file_suffix="int8")
-        made = next(Path(scratch).glob("*_int8.onnx"))
+        made = Path(scratch) / target
+        quantize_dynamic(
+            out / source,
+            made,
+            per_channel=config.per_channel,
+            reduce_range=config.reduce_range,
+            weight_type=config.weights_dtype,
+            op_types_to_quantize=config.operators_to_quantize,  # MatMul, Attention, Gather ...
+            nodes_to_exclude=exclude,
+            extra_options={
+                "WeightSymmetric": config.weights_symmetric,
+                "ActivationSymmetric": config.activations_symmetric,
+                # Fused nodes come from the com.microsoft domain, which shape inference cannot
+                # type: their outputs are fp32, as every activation of these graphs.
+                "DefaultTensorType": onnx.TensorProto.FLOAT,
+            },
+        )
         shutil.move(made, out / target)
     return out / target, {
         "source": source,
+        "graph": "fused" if fused else "plain",
         "isa": isa,
         "per_channel": True,
         "reduce_range": bool(config.reduce_range),

@@ -40,6 +40,7 @@ def run(
     force: bool = False,
     int8_isa: str = "auto",
     int8_fp32: str = "auto",
+    int8_graph: str = "fused",
     int8_limits: Int8Limits | None = None,
 ) -> dict:
     """Export, check each variant against PyTorch, and move the folder into place.
@@ -71,7 +72,8 @@ def run(
         _plain_variants(checker, tmp, record, optimized=optimized, fp16=fp16)
         if int8:
             holdouts = INT8_HOLDOUT_ORDER if int8_fp32 == "auto" else (int8_fp32,)
-            _int8_variant(checker, tmp, record, isa, holdouts, int8_limits or Int8Limits())
+            limits = int8_limits or Int8Limits()
+            _int8_variant(checker, tmp, record, isa, holdouts, limits, int8_graph)
         if sample is not None:
             record["eval"] = _eval_section(checker, record)
         record.update(
@@ -139,14 +141,21 @@ def _plain_variants(checker, tmp: Path, record: dict, *, optimized: bool, fp16: 
             raise ParityError(f"{entry['why']}; no ONNX model was written")
 
 
-def _int8_variant(checker, tmp, record, isa: str, holdouts, limits: Int8Limits) -> None:
-    """Quantize with the first fp32 holdout that keeps int8 within `limits`; else refuse it."""
+def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) -> None:
+    """Quantize with the first fp32 holdout that keeps int8 within `limits`; else refuse it.
+
+    `graph="fused"` quantizes the optimized graph when it was written (fused attention runs
+    faster), else the plain one.
+    """
+    fused = graph == "fused" and "optimized" in record["variants"]
+    if graph == "fused" and not fused:
+        log.info("int8 from the plain graph: the optimized one was not written")
+    source = convert.VARIANT_FILES["optimized" if fused else "fp32"]
     tried = []
     for holdout in holdouts:
-        # From the plain graph: the quantizer's shape inference cannot type fused operators.
         path, info = quantize.quantize(
             tmp,
-            convert.VARIANT_FILES["fp32"],
+            source,
             convert.VARIANT_FILES["int8"],
             isa=isa,
             holdout=holdout,

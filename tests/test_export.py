@@ -101,6 +101,9 @@ def test_int8_is_smaller_and_within_its_fidelity_limits(onnx_dir: Path):
     assert fidelity["p99_abs_diff"] <= fidelity["limits"]["p99_diff"] == 0.02
     assert "flag_agreement_min" not in fidelity  # flags are compared on --eval-data rows only
     assert int8["isa"] == isa_for(this_cpu())  # the preset of the CPU the tests run on
+    assert (int8["graph"], int8["source"]) == ("fused", "model_optimized.onnx")
+    ops = {n.op_type for n in onnx.load(str(onnx_dir / "model_int8.onnx")).graph.node}
+    assert {"QAttention", "MatMulInteger"} <= ops  # fused attention runs in int8 too
     assert int8["tried"][-1] == {"fp32_holdout": int8["fp32_holdout"], "broken": []}
 
 

@@ -15,7 +15,7 @@ import onnx
 import polars as pl
 import pytest
 import torch
-from conftest import comment_rows, write_comments_csv
+from conftest import comment_rows, write_comments_csv, write_labelled_csv
 from onnx import numpy_helper
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -188,3 +188,23 @@ def test_cpu_facts_name_the_model_and_key_flags():
     assert facts.describe() == (
         "Intel Xeon (x86_64; avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_int8)"
     )
+
+
+def test_int8_study_measures_every_choice(tmp_path, trained_model_dir):
+    from export.int8_study import main as study
+    from export.quantize import Int8Limits
+
+    data = write_labelled_csv(tmp_path / "labelled.csv")
+    argv = ["--model", str(trained_model_dir), "--data", str(data), "--rows", "70"]
+    assert study([*argv, "--repeats", "1", "--isas", "avx2", "--out", str(tmp_path / "r")]) == 0
+    record = json.loads((tmp_path / "r" / "int8_study.json").read_text())
+    keys = [(r["graph"], r["isa"], r["fp32_holdout"]) for r in record["results"]]
+    assert keys[:2] == [("fp32", "-", "-"), ("optimized", "-", "-")]
+    assert sorted(keys[2:]) == sorted(
+        (g, "avx2", h) for g in ("fused", "plain") for h in ("none", "ffn-output", "ffn")
+    )
+    for row in record["results"]:
+        assert row["rows_per_s"] > 0
+        if "max_abs_diff" in row:  # the verdict is export's own rule on the recorded figures
+            assert row["within_targets"] == (not Int8Limits().broken(row))
+    assert "| int8 fused | avx2 | ffn |" in (tmp_path / "r" / "int8_study.md").read_text()

@@ -1,0 +1,209 @@
+"""What each int8 choice costs in fidelity and gives in speed, on real comments, on this CPU.
+
+python -m export.int8_study --model artifacts/model --data ../shared/data/jigsaw/train.csv
+
+The model is exported once (fp32 and optimized); then every graph (fused, plain), preset
+(--isas) and fp32 holdout is quantized and compared with PyTorch on the first --rows labelled
+rows (largest and p99 probability gap, flag agreement at the training thresholds, macro ROC-AUC
+change), exactly as `python -m export` checks int8. Speed: each file runs the same tokenized,
+length-sorted batches of 64 (the scorer's batching, model only), best of --repeats rounds with
+every file timed in each round, so the machine's drift touches every choice alike.
+Writes int8_study.md and int8_study.json (default: benchmarks/results/<cpu>/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from common.cpu import this_cpu
+from export import quantize
+from export.evaluate import read_labelled_sample
+from export.quantize import HOLDOUTS, Int8Limits
+from export.run import run as export_run
+from export.variants import VariantChecker
+
+log = logging.getLogger("export")
+TARGETS = Int8Limits()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m export.int8_study",
+        description="Fidelity and speed of each int8 graph, preset and fp32 holdout on real "
+        "comments. Example: python -m export.int8_study --model artifacts/model "
+        "--data ../shared/data/jigsaw/train.csv",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--model", type=Path, required=True, help="folder written by python -m train")
+    p.add_argument("--data", type=Path, required=True, help="labelled CSV of real comments")
+    p.add_argument("--rows", type=int, default=2000, help="first N labelled rows of --data")
+    p.add_argument("--isas", nargs="+", default=None, help="presets (default: this CPU's, avx2)")
+    p.add_argument("--graphs", nargs="+", default=["fused", "plain"], choices=["fused", "plain"])
+    p.add_argument("--repeats", type=int, default=3, help="timed rounds over every file")
+    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    p.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<cpu>/")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    cpu = this_cpu()
+    isas = args.isas or list(dict.fromkeys([quantize.isa_for(cpu), "avx2"]))
+    out = args.out or Path("benchmarks/results") / cpu.slug()
+    with tempfile.TemporaryDirectory(prefix="int8-study-") as scratch:
+        folder = Path(scratch) / "onnx"
+        export_run(model_dir=args.model, out=folder, int8=False, device="cpu")
+        config = json.loads((folder / "config.json").read_text())
+        labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        sample = read_labelled_sample(args.data, "comment_text", labels, args.rows)
+        checker = _checker(args.model, folder, labels, sample)
+        files = {("fp32", "-", "-"): folder / "model.onnx"}
+        files[("optimized", "-", "-")] = folder / "model_optimized.onnx"
+        rows = {key: {} for key in files}
+        for graph in args.graphs:
+            source = "model_optimized.onnx" if graph == "fused" else "model.onnx"
+            for isa in isas:
+                for holdout in HOLDOUTS:
+                    target = f"int8-{graph}-{isa}-{holdout}.onnx"
+                    path, _ = quantize.quantize(folder, source, target, isa=isa, holdout=holdout)
+                    _, probs = checker.check("int8", path, "cpu")
+                    figures, broken = checker.int8_fidelity(probs, TARGETS)
+                    figures.pop("limits")
+                    rows[(graph, isa, holdout)] = {**figures, "within_targets": not broken}
+                    files[(graph, isa, holdout)] = path
+                    print(f"{graph} {isa} {holdout}: {broken or 'within'}", file=sys.stderr)
+        speed = _time_all(files, _batches(checker), args.repeats, args.threads)
+    record = _record(cpu, args, rows, speed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "int8_study.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "int8_study.md").write_text(report(record))
+    print(report(record))
+    return 0
+
+
+def _checker(model_dir: Path, folder: Path, labels: list[str], sample) -> VariantChecker:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    saved = json.loads((folder / "thresholds.json").read_text())
+    return VariantChecker(
+        AutoTokenizer.from_pretrained(folder),
+        AutoModelForSequenceClassification.from_pretrained(model_dir).eval(),
+        sample=sample,
+        thresholds=[saved[n]["threshold"] for n in labels],
+    )
+
+
+def _batches(checker: VariantChecker, size: int = 64) -> list[dict]:
+    """The sample tokenized once, sorted by token count, in batches padded to their longest."""
+    texts = checker.texts
+    lengths = [len(ids) for ids in checker.tokenizer(texts, truncation=True)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")
+    return [
+        dict(
+            checker.tokenizer(
+                [texts[i] for i in order[start : start + size]],
+                padding=True,
+                truncation=True,
+                max_length=checker.max_len,
+                return_tensors="np",
+            )
+        )
+        for start in range(0, len(order), size)
+    ]
+
+
+def _time_all(files: dict, batches: list[dict], repeats: int, threads: int) -> dict:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    sessions = {
+        k: ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+        for k, p in files.items()
+    }
+    rows = sum(len(b["input_ids"]) for b in batches)
+    for session in sessions.values():  # warm up: the first run allocates and picks kernels
+        names = {i.name for i in session.get_inputs()}
+        session.run(["logits"], {k: v for k, v in batches[-1].items() if k in names})
+    best = dict.fromkeys(files, 0.0)
+    for _ in range(repeats):
+        for key, session in sessions.items():
+            names = {i.name for i in session.get_inputs()}
+            started = time.perf_counter()
+            for batch in batches:
+                session.run(["logits"], {k: v for k, v in batch.items() if k in names})
+            best[key] = max(best[key], rows / (time.perf_counter() - started))
+    return best
+
+
+def _record(cpu, args, rows: dict, speed: dict) -> dict:
+    baseline = speed[("optimized", "-", "-")]
+    results = [
+        {"graph": g, "isa": i, "fp32_holdout": h, "rows_per_s": speed[(g, i, h)],
+         "x_optimized": speed[(g, i, h)] / baseline, **rows[(g, i, h)]}
+        for (g, i, h) in speed
+    ]  # fmt: skip
+    return {
+        "cpu": cpu.describe(),
+        "onnxruntime": ort.__version__,
+        "rows": args.rows,
+        "data": str(args.data),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "targets": {
+            "max_abs_diff": TARGETS.max_diff,
+            "p99_abs_diff": TARGETS.p99_diff,
+            "flag_agreement_min": TARGETS.min_flag_agreement,
+            "roc_auc_drop": TARGETS.max_auc_drop,
+        },
+        "results": results,
+    }
+
+
+def report(record: dict) -> str:
+    t = record["targets"]
+    lines = [
+        "# int8 choices: fidelity against PyTorch and speed",
+        "",
+        f"CPU: {record['cpu']}; onnxruntime {record['onnxruntime']}, {record['threads']} "
+        f"threads. Rows: the first {record['rows']:,} labelled rows of "
+        f"`{Path(record['data']).name}`. Speed: model only, the same length-sorted batches of "
+        f"64 for every file, best of {record['repeats']} rounds.",
+        "",
+        "| model | preset | fp32 holdout | max abs diff | p99 | worst flag agreement | rows with "
+        "a flag change | ROC-AUC change | rows/s | x optimized fp32 | within targets |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in record["results"]:
+        speed = f"{r['rows_per_s']:.0f} | {r['x_optimized']:.2f}"
+        if "max_abs_diff" not in r:
+            lines.append(f"| {r['graph']} fp32 | - | - | - | - | - | - | - | {speed} | - |")
+            continue
+        lines.append(
+            f"| int8 {r['graph']} | {r['isa']} | {r['fp32_holdout']} | {r['max_abs_diff']:.3f} | "
+            f"{r['p99_abs_diff']:.4f} | {r['flag_agreement_min']:.2%} | "
+            f"{r['rows_with_a_flag_change']} | {r['roc_auc_change']:+.4f} | {speed} | "
+            f"{'yes' if r['within_targets'] else 'no'} |"
+        )
+    lines += [
+        "",
+        f"Targets (export's default limits): max <= {t['max_abs_diff']}, p99 <= "
+        f"{t['p99_abs_diff']}, flag agreement >= {t['flag_agreement_min']:.1%} per label, "
+        f"ROC-AUC drop <= {t['roc_auc_drop']}. A preset other than this CPU's runs here on this "
+        "CPU's kernels; its fidelity carries over to its own CPUs, where integer products are "
+        "exact too (u8 weights for avx2, 7-bit for avx512 without VNNI), but its speed does not.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
