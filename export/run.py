@@ -203,26 +203,18 @@ def _gap(entry: dict) -> str:
 
 
 def _log(name: str, entry: dict) -> None:
+    """One line per check: parity on the parity texts, or int8's fidelity on every text."""
     fidelity = entry.get("fidelity")
-    extra = (
-        f"; on {fidelity['rows']} texts p99 {fidelity['p99_abs_diff']:.3f}"
-        + (
-            f", flags agree {fidelity['flag_agreement_min']:.2%}"
-            if "flag_agreement_min" in fidelity
-            else ""
+    if fidelity is None:
+        detail = f"{_gap(entry)} (limit {entry['limit']:.0e})"
+    else:
+        detail = (
+            f"{entry['fp32_holdout']} held in fp32; on {fidelity['rows']} texts max abs diff "
+            f"{fidelity['max_abs_diff']:.3f}, p99 {fidelity['p99_abs_diff']:.3f}"
         )
-        if fidelity
-        else ""
-    )
-    log.info(
-        "%-9s %-22s %7.1f MB  %s (limit %s)%s",
-        name,
-        entry["file"],
-        entry["size_mb"],
-        _gap(entry),
-        entry["limit"],
-        extra,
-    )
+        if "flag_agreement_min" in fidelity:
+            detail += f", flags agree {fidelity['flag_agreement_min']:.2%} or more per label"
+    log.info("%-9s %-22s %7.1f MB  %s", name, entry["file"], entry["size_mb"], detail)
 
 
 def _resolve_cuda(device: str) -> bool:
