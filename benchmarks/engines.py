@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.errors import UserError
 from benchmarks.torch_engines import TorchEngine, torch_precisions
+from common.errors import UserError
 
 ORT_VARIANTS = {"cpu": ["fp32", "optimized", "int8"], "cuda": ["fp32", "optimized", "fp16"]}
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}

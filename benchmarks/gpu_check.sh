@@ -119,7 +119,7 @@ GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 import json, sys
 import torch  # first: onnxruntime-gpu finds the CUDA libraries torch loaded
 import onnxruntime, transformers, polars, optimum
-from score.sessions import cuda_usable
+from common.sessions import cuda_usable
 info = {"torch": torch.__version__, "torch_cuda": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.errors import UserError
 from common.jsonfile import read_json
 from common.writes import check_target, staged_folder
-from export.errors import UserError
 
 MIN_OPSET = 14  # the exporter's scaled-dot-product attention needs opset 14 or newer
 

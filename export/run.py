@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from common.artifacts import VARIANT_FILES
 from common.cpu import this_cpu
+from common.errors import ParityError, UserError
+from common.labelled import read_eval_sample
+from common.sessions import cuda_usable
 from export import checks, convert, quantize
-from export.errors import ParityError, UserError
-from export.evaluate import read_labelled_sample
 from export.quantize import Int8Limits
-from export.sessions import cuda_usable
 from export.variants import VariantChecker
 
 log = logging.getLogger("export")
@@ -59,7 +60,7 @@ def run(
     fp16 = cuda if fp16 is None else fp16
     checks.check_optimizable(model_dir, config, optimized, fp16)
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    sample = read_labelled_sample(eval_data, text_column, labels, eval_rows) if eval_data else None
+    sample = read_eval_sample(eval_data, text_column, labels, eval_rows, log) if eval_data else None
 
     with checks.staged_dir(out) as tmp:
         convert.export_onnx(model_dir, tmp, opset)
@@ -80,7 +81,7 @@ def run(
             labels=labels,
             skipped=_skipped(fp16, cuda, int8),
             versions=_versions(),
-            axes=_axes(tmp / convert.VARIANT_FILES["fp32"]),
+            axes=_axes(tmp / VARIANT_FILES["fp32"]),
         )
         (tmp / "export.json").write_text(json.dumps(record, indent=2) + "\n")
     if record["failed"]:
@@ -117,7 +118,7 @@ def _thresholds(folder: Path, labels: list[str]) -> list[float] | None:
 
 def _plain_variants(checker, tmp: Path, record: dict, *, optimized: bool, fp16: bool) -> None:
     """fp32 (nothing is written if it fails), optimized and fp16, each within its parity limit."""
-    steps = [("fp32", lambda: tmp / convert.VARIANT_FILES["fp32"], "cpu", None)]
+    steps = [("fp32", lambda: tmp / VARIANT_FILES["fp32"], "cpu", None)]
     if optimized:
         steps.append(
             ("optimized", lambda: convert.optimize(tmp, for_gpu=False, fp16=False), "cpu", None)
@@ -146,8 +147,8 @@ def _int8_variant(checker, tmp, record, isa: str, holdouts, limits: Int8Limits) 
         # From the plain graph: the quantizer's shape inference cannot type fused operators.
         path, info = quantize.quantize(
             tmp,
-            convert.VARIANT_FILES["fp32"],
-            convert.VARIANT_FILES["int8"],
+            VARIANT_FILES["fp32"],
+            VARIANT_FILES["int8"],
             isa=isa,
             holdout=holdout,
         )

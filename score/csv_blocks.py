@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from score.errors import UserError
+from common.errors import UserError
 
 BLOCK_BYTES = 4 * 2**20
 MAX_RECORD_BYTES = 64 * 2**20  # one record this long is an unclosed quote, not a comment

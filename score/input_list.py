@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from score.errors import UserError
+from common.errors import UserError
 
 SUFFIXES = {".csv", ".parquet"}
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.errors import UserError
 from common.writes import atomic_file, check_writable
-from score.errors import UserError
 
 MANIFEST = "_manifest.json"
 

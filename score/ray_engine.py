@@ -16,8 +16,8 @@ import socket
 import time
 from pathlib import Path
 
+from common.errors import UserError
 from common.writes import staged_folder
-from score.errors import UserError
 from score.input_list import expand_inputs
 from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
 from score.output_folder import check_output_folder, check_parts, finish

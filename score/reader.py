@@ -15,8 +15,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.errors import UserError
 from score.csv_blocks import iter_blocks, read_header
-from score.errors import UserError
 from score.input_problems import describe_csv_failure
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.errors import UserError
 from common.writes import atomic_file, check_target
-from score.errors import UserError
 
 FLAG_SUFFIX = "_flag"
 

@@ -411,4 +411,4 @@ def test_tfidf_baseline_bad_csv_is_one_line_exit_2(tmp_path: Path, capsys):
     missing = tmp_path / "nope.csv"
     assert baseline_main(["--data", str(missing), "--eval-data", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "nope.csv" in err and "\n" not in err
+    assert err.startswith("benchmarks.baseline: error: ") and "nope.csv" in err and "\n" not in err

@@ -343,7 +343,7 @@ def test_an_output_under_a_file_is_one_line(
 def test_unavailable_provider_or_variant_is_a_user_error(
     tmp_path: Path, onnx_dir: Path, mixed_csv: Path, capsys: pytest.CaptureFixture
 ):
-    from score.sessions import cuda_usable
+    from common.sessions import cuda_usable
 
     base = [str(mixed_csv), str(tmp_path / "o.parquet"), "--model", str(onnx_dir)]
     cases = [["--variant", "fp16", "--provider", "cpu"]]

@@ -154,8 +154,8 @@ def test_a_worker_that_cannot_honour_the_drivers_choice_fails_with_the_local_mes
     tmp_path: Path, onnx_dir: Path
 ):
     """The driver passes its provider to every actor; one without CUDA must not fall back."""
+    from common.sessions import cuda_usable
     from score.ray_workers import ChunkScorer
-    from score.sessions import cuda_usable
 
     if cuda_usable():
         pytest.skip("this machine can run CUDA: the refusal needs a worker without it")
