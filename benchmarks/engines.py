@@ -104,6 +104,8 @@ class EndToEndEngine:
         self.provider, self.precision = summary["provider"], summary["variant"]
         self.own_seconds = summary["seconds"]
         load = time.perf_counter() - start - summary["seconds"]
+        # The output lies in a temporary folder that is gone after the run: keep its name only.
+        summary = {**summary, "output": self.parquet.name}
         self.info.update(
             variant=summary["variant"], variant_reason=summary["variant_reason"], summary=summary
         )

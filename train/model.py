@@ -92,7 +92,9 @@ def _say_fresh(fresh: set[str], head_name: str, name: str) -> None:
     head = sorted(k for k in fresh if k.startswith(head_name + "."))
     other = sorted(fresh - set(head))
     if head:
-        log.info("classification head %s starts from random weights: training fits it", head_name)
+        log.info(
+            "classification head (%s) starts from random weights: training fits it", ", ".join(head)
+        )
     if other:
         log.warning("%s has no trained weights for %s: they start random", name, ", ".join(other))
 
