@@ -21,6 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
+from common.cli import HelpFormatter, positive_int
 from common.cpu import this_cpu
 
 HOLDOUTS = ("none", "ffn-output", "ffn")
@@ -38,14 +39,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Fidelity and speed of each int8 preset and fp32 holdout on real comments. "
         "Example: python -m benchmarks.int8_study --model artifacts/model "
         "--data ../shared/data/jigsaw/train.csv",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", type=Path, required=True, help="folder written by python -m train")
     p.add_argument("--data", type=Path, required=True, help="labelled CSV of real comments")
-    p.add_argument("--rows", type=int, default=2000, help="first N labelled rows of --data")
+    p.add_argument(
+        "--rows", type=positive_int, default=2000, help="first N labelled rows of --data"
+    )
     p.add_argument("--isas", nargs="+", default=["avx2", "avx512", "avx512_vnni"])
-    p.add_argument("--repeats", type=int, default=2, help="timed rounds over every file")
-    p.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    p.add_argument("--repeats", type=positive_int, default=2, help="timed rounds over every file")
+    p.add_argument("--threads", type=positive_int, default=2, help="onnxruntime intra-op threads")
     p.add_argument("--out", type=Path, default=None, help="default benchmarks/results/<cpu>/")
     return p.parse_args(argv)
 

@@ -37,12 +37,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def fraction(text: str) -> float:
-    """A number in [0, 1]."""
+def number(text: str) -> float:
+    """Any float; argparse turns the error into a usage line and exit 2."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1]."""
+    value = number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {text}")
     return value

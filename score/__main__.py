@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-from common.cli import HelpFormatter, positive_int, run_stage, setup_logging
+from common.cli import HelpFormatter, number, positive_int, run_stage, setup_logging
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -139,10 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    value = number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(
             f"must be a number above 0, got {text} (for CPU workers pass --provider cpu)"
