@@ -1,4 +1,5 @@
-"""Read what scoring needs from the export folder: labels, max length, ONNX variants, thresholds.
+"""The model: read what scoring needs from the export folder: labels, max length, ONNX variants,
+thresholds.
 
 Everything comes from the folder that `python -m export` wrote; nothing is imported from it.
 """

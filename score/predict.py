@@ -1,4 +1,5 @@
-"""Tokenizer + one onnxruntime session -> probabilities, in length-sorted batches, input order kept.
+"""Tokenize + predict: tokenizer + one onnxruntime session -> probabilities, in length-sorted
+batches, input order kept.
 
 The fast tokenizer is read straight from tokenizer.json with `tokenizers` (no transformers, no
 torch); it gives the same ids as `AutoTokenizer` with truncation to the training max length.

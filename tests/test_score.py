@@ -273,10 +273,10 @@ def test_csv_blocks_cut_only_between_records(
     monkeypatch: pytest.MonkeyPatch, mixed_csv: Path, block_bytes: int
 ):
     """Tiny read blocks end inside quoted multi-line fields: rows still come out whole."""
-    import score.csv_blocks
-    from score.reader import iter_chunks, open_input
+    import score.input_csv
+    from score.input import iter_chunks, open_input
 
-    monkeypatch.setattr(score.csv_blocks, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(score.input_csv, "BLOCK_BYTES", block_bytes)
     source = open_input(mixed_csv, text_column="comment_text", id_column="id")
     chunks = list(iter_chunks(source, 4))
     expected = pl.read_csv(mixed_csv, infer_schema=False)

@@ -1,4 +1,5 @@
-"""Parquet output: one row group per chunk, written under a temporary name and renamed on success.
+"""Output (file): one Parquet file, one row group per chunk, written under a temporary name and
+renamed on success.
 
 The write rule is `common.writes`: a failed or interrupted run removes its temporary file and
 never touches an existing output, which is replaced only with --force.

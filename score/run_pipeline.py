@@ -1,4 +1,5 @@
-"""Reader -> tokenizer -> onnxruntime -> writer, as threads joined by small bounded queues.
+"""The local engine's overlap: input -> tokenize -> predict -> output, as threads joined by small
+bounded queues.
 
 Polars, the fast tokenizer and onnxruntime all release the GIL, so reading and tokenizing the
 next chunks overlaps the model running on this one. At most QUEUE_CHUNKS chunks wait between two

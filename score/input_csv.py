@@ -1,4 +1,5 @@
-"""Read a CSV in blocks of whole records, each parsed by Polars: memory stays flat at any size.
+"""Input (CSV): read a CSV in blocks of whole records, each parsed by Polars: memory stays flat at
+any size.
 
 Why not `pl.scan_csv(...).collect_batches()`: measured with Polars 2.1, its streaming engine reads
 about 300-400 MB ahead of a slow consumer (the model), so resident memory grows with the file up
