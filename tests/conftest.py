@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.data import JIGSAW_LABELS
+from common.labelled import JIGSAW_LABELS
 
 # One thread: on a small shared machine, torch's default thread pool fights other jobs for the
 # cores and a tiny-model step goes from milliseconds to seconds. Runs stay deterministic.

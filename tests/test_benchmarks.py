@@ -23,8 +23,8 @@ from benchmarks.targets import check as targets_check
 from benchmarks.texts import generated_texts, load_texts
 from benchmarks.torch_engines import NO_BF16, NO_INT8_ON_CUDA, torch_precisions
 from common.cpu import cpu_flags, cpu_model
+from common.labelled import JIGSAW_LABELS
 from score.model_folder import read_model_folder, variant_choice
-from train.data import JIGSAW_LABELS
 
 CUDA_ENGINES = [
     "pytorch-fp32-padded",

@@ -23,10 +23,10 @@ import torch
 from conftest import COMMENTS_HEADER, comment_rows, write_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from common.labelled import JIGSAW_LABELS
 from score.__main__ import main
 from score.predict import Scorer, sigmoid
 from score.run import run
-from train.data import JIGSAW_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 # Mixed lengths (one token to past the 512-token limit), commas, quotes, newlines, Unicode.

@@ -14,8 +14,8 @@ import pytest
 from conftest import COMMENTS_HEADER, comment_rows, write_csv
 
 from common.errors import UserError
+from common.labelled import JIGSAW_LABELS
 from score.__main__ import main
-from train.data import JIGSAW_LABELS
 
 pytest.importorskip("ray.data", reason="needs the ray extra: pip install -e '.[ray]'")
 
