@@ -1,20 +1,25 @@
-"""The local engine's overlap: input -> tokenize -> predict -> output, as threads joined by small
-bounded queues.
+"""The local engine's overlap: input -> tokenize -> predict -> output, on two one-thread executors.
 
 Polars, the fast tokenizer and onnxruntime all release the GIL, so reading and tokenizing the
-next chunks overlaps the model running on this one. At most QUEUE_CHUNKS chunks wait between two
-stages, which bounds memory whatever the file's size.
+next chunk (one thread) and writing the last one (another) overlap the model running on this
+chunk (the calling thread). One future of each kind is in flight at a time, so at most three
+chunks are held whatever the file's size, and one thread per stage keeps the input order. A
+stage's error comes out of its future's `.result()`.
+
+Replaced three threads joined by queues that polled every 100 ms (109 lines, now 65). Measured
+side by side (8,000 real comments, --chunk-rows 1000, MiniLM int8, 2-core EPYC under a load of
+about 5): 166 and 172 rows/s against 157 and 159, peak RSS 739-741 MiB against 728-737 MiB (the
+model's), identical output; SIGTERM mid-run exits 130 with no output in 0.9 s against 0.5 s
+(the batch in onnxruntime finishes first).
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-QUEUE_CHUNKS = 1  # the next chunk waits while this one runs: enough to overlap the stages
-POLL_S = 0.1  # how often a waiting stage looks at the stop flag
 _DONE = object()
 
 
@@ -28,82 +33,39 @@ class Pipeline:
         predict: Callable[[Any], Any],
         write: Callable[[Any], None],
     ) -> None:
-        self.stop = threading.Event()
-        self.errors: list[BaseException] = []
-        read_q, token_q, self.write_q = (queue.Queue(QUEUE_CHUNKS) for _ in range(3))
-        self.token_q = token_q
-        self.predict = predict
-        self.threads = [
-            threading.Thread(target=self._feed, args=(produce, read_q)),
-            threading.Thread(target=self._stage, args=(read_q, tokenize, token_q)),
-            threading.Thread(target=self._stage, args=(self.write_q, write, None)),
-        ]
-        for thread in self.threads:
-            thread.daemon = True  # never keep a dying process alive
+        self.stop = threading.Event()  # set on any error or interrupt: tokenize checks it
+        self.produce, self.tokenize, self.predict, self.write = produce, tokenize, predict, write
 
     def run(self) -> None:
-        """Return when the writer has written the last chunk; raise the first stage's error."""
-        for thread in self.threads:
-            thread.start()
+        """Return when the last chunk is written; raise the first error (or KeyboardInterrupt)."""
+        reader = ThreadPoolExecutor(1, thread_name_prefix="score-read")
+        writer = ThreadPoolExecutor(1, thread_name_prefix="score-write")
         try:
-            self._stage(self.token_q, self.predict, self.write_q)
-            self._join(self.threads)  # no error: the writer drains; after one, all stop soon
+            ahead, written = reader.submit(self._next), None
+            while (item := ahead.result()) is not _DONE:
+                ahead = reader.submit(self._next)  # the next chunk while this one runs
+                probs = self.predict(item)
+                _wait(written)  # the writer holds one chunk at most
+                written = writer.submit(self.write, probs)
+            _wait(written)
         finally:  # an error anywhere, or KeyboardInterrupt here: every stage stops
             self.stop.set()
             # Each stage's current call is short (a read block, 1024 texts to tokenize, one row
             # group), so waiting is quick; nobody writes while the caller removes the file, and
             # no thread is left inside native code when the interpreter exits.
-            self._join(self.threads)
-        if self.errors:
-            raise self.errors[0]
-
-    def _feed(self, produce: Iterator[Any], out: queue.Queue) -> None:
-        try:
-            for item in produce:
-                if not self._put(out, item):
-                    break
-            else:
-                self._put(out, _DONE)
-        except BaseException as e:
-            self._fail(e)
-        finally:
-            close = getattr(produce, "close", None)
+            reader.shutdown(wait=True, cancel_futures=True)
+            writer.shutdown(wait=True, cancel_futures=True)
+            close = getattr(self.produce, "close", None)
             if close is not None:
-                close()  # drops Polars' batch iterator, which ends its query
+                close()  # drops the reader's open file
 
-    def _stage(self, source: queue.Queue, fn: Callable, out: queue.Queue | None) -> None:
-        try:
-            while (item := self._get(source)) is not _DONE:
-                result = fn(item)
-                if out is not None and not self._put(out, result):
-                    return
-            if out is not None:
-                self._put(out, _DONE)
-        except BaseException as e:  # on the calling thread too: run() re-raises it after the join
-            self._fail(e)
+    def _next(self) -> Any:
+        if self.stop.is_set():
+            return _DONE
+        item = next(self.produce, _DONE)
+        return item if item is _DONE else self.tokenize(item)
 
-    def _get(self, source: queue.Queue) -> Any:
-        while not self.stop.is_set():
-            try:
-                return source.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-        return _DONE
 
-    def _put(self, out: queue.Queue, item: Any) -> bool:
-        while not self.stop.is_set():
-            try:
-                out.put(item, timeout=POLL_S)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _fail(self, error: BaseException) -> None:
-        self.errors.append(error)
-        self.stop.set()
-
-    def _join(self, threads: list[threading.Thread]) -> None:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(POLL_S)
+def _wait(future: Future | None) -> None:
+    if future is not None:
+        future.result()
