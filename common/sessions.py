@@ -44,6 +44,21 @@ def cuda_usable() -> bool:
         return False  # no NVIDIA device: skip loading CUDA libraries just to fail noisily
     if hasattr(ort, "preload_dlls"):
         ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* pip packages, without torch
+    model = probe_model(17)
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    ort.set_default_logger_severity(4)  # the fallback warning is expected here, not news
+    try:
+        session = ort.InferenceSession(model, options, providers=["CUDAExecutionProvider"])
+    except Exception:  # a missing libcudart raises onnxruntime's own error types
+        return False
+    finally:
+        ort.set_default_logger_severity(2)
+    return session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def probe_model(opset: int) -> bytes:
+    """A one-node ONNX graph (Identity) at `opset`: loading it asks onnxruntime what it can run."""
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -52,17 +67,6 @@ def cuda_usable() -> bool:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = min(model.ir_version, 10)
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    ort.set_default_logger_severity(4)  # the fallback warning is expected here, not news
-    try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CUDAExecutionProvider"]
-        )
-    except Exception:  # a missing libcudart raises onnxruntime's own error types
-        return False
-    finally:
-        ort.set_default_logger_severity(2)
-    return session.get_providers()[0] == "CUDAExecutionProvider"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = min(model.ir_version, 10)  # the newest IR this onnxruntime reads
+    return model.SerializeToString()

@@ -15,6 +15,7 @@ from common.cpu import this_cpu
 from common.errors import ParityError, UserError
 from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
+from common.writes import check_target, staged_folder
 from export import checks, convert, quantize
 from export.quantize import Int8Limits
 from export.variants import VariantChecker
@@ -48,7 +49,7 @@ def run(
     `int8_isa="auto"` is this CPU's preset; `int8_fp32="auto"` tries INT8_HOLDOUT_ORDER.
     """
     config = checks.check_model_dir(model_dir)
-    checks.check_out_dir(out, force)
+    check_target(out, force, folder=True)
     checks.check_opset(opset)
     isa = quantize.isa_for(this_cpu()) if int8_isa == "auto" else int8_isa
     cuda = _resolve_cuda(device)
@@ -62,7 +63,7 @@ def run(
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     sample = read_eval_sample(eval_data, text_column, labels, eval_rows, log) if eval_data else None
 
-    with checks.staged_dir(out) as tmp:
+    with staged_folder(out) as tmp:
         convert.export_onnx(model_dir, tmp, opset)
         for name in COPIED:
             if (model_dir / name).is_file():
