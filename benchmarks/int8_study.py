@@ -23,6 +23,7 @@ import polars as pl
 
 from common.cli import HelpFormatter, positive_int
 from common.cpu import this_cpu
+from common.writes import write_text
 
 HOLDOUTS = ("none", "ffn-output", "ffn")
 # The fidelity targets export enforces by default (python -m export --help, "int8 fidelity").
@@ -65,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = _rows(folders, speed)
     out.mkdir(parents=True, exist_ok=True)
     record = {"cpu": cpu.describe(), "rows": args.rows, "data": str(args.data), "results": rows}
-    (out / "int8_study.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "int8_study.md").write_text(_report(record))
+    write_text(out / "int8_study.json", json.dumps(record, indent=2) + "\n")
+    write_text(out / "int8_study.md", _report(record))
     print(_report(record))
     return 0
 
