@@ -6,19 +6,11 @@ python -m benchmarks all --model artifacts/model --onnx artifacts/onnx --device 
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from pathlib import Path
 
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown, except None and off switches: those options say what they default to."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False:
-            return action.help or ""
-        return super()._get_help_string(action)
+from common.cli import HelpFormatter, positive_int, run_stage, setup_logging
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -28,7 +20,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "to end on the same real comments, measure ROC-AUC on a labelled CSV, and write "
         "report.md, results.json and a chart under --out/<machine>. "
         "Example: python -m benchmarks all --device cpu --rows 2000",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "command",
@@ -63,20 +55,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--rows",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="texts to time (default: 2000 on CPU, 20000 on CUDA)",
     )
-    p.add_argument("--repeats", type=_positive, default=3, help="timed runs per engine")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed runs per engine")
     p.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="rows per batch for every engine (default: 64 on CPU, 256 on CUDA)",
     )
     p.add_argument(
         "--threads",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="CPU threads for torch and onnxruntime (default: all usable cores)",
     )
@@ -97,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="labelled CSV for ROC-AUC (default: ../shared/data/jigsaw/test_labeled.csv "
         "when present)",
     )
-    p.add_argument("--eval-rows", type=_positive, default=None, help="use only the first N")
+    p.add_argument("--eval-rows", type=positive_int, default=None, help="use only the first N")
     p.add_argument(
         "--out",
         type=Path,
@@ -112,46 +104,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Our own progress at INFO; libraries only at WARNING (the exporter is chatty).
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("benchmarks").setLevel(logging.INFO)
-    logging.getLogger("export").setLevel(logging.INFO)  # --bert-base exports with its code
-    from benchmarks.errors import UserError  # heavy imports after --help and argument errors
-    from benchmarks.run import run
-    from export.errors import UserError as ExportError
-
-    try:
-        record = run(
-            command=args.command,
-            model_dir=args.model,
-            onnx_dir=args.onnx,
-            bert_base=args.bert_base,
-            device=args.device,
-            rows=args.rows,
-            repeats=args.repeats,
-            batch_size=args.batch_size,
-            threads=args.threads,
-            texts=args.texts,
-            text_column=args.text_column,
-            eval_data=args.eval_data,
-            eval_rows=args.eval_rows,
-            out=args.out,
-            seed=args.seed,
-        )
-    except (UserError, ExportError) as e:
-        print(f"benchmarks: error: {e}", file=sys.stderr)
-        return 2
+    setup_logging("benchmarks")
+    code, record = run_stage("benchmarks", lambda: _run(args))
+    if code:
+        return code
     print(summary_table(record))
     return 0
+
+
+def _run(args: argparse.Namespace) -> dict:
+    from benchmarks.run import run  # heavy imports after --help and argument errors
+
+    return run(
+        command=args.command,
+        model_dir=args.model,
+        onnx_dir=args.onnx,
+        bert_base=args.bert_base,
+        device=args.device,
+        rows=args.rows,
+        repeats=args.repeats,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        texts=args.texts,
+        text_column=args.text_column,
+        eval_data=args.eval_data,
+        eval_rows=args.eval_rows,
+        out=args.out,
+        seed=args.seed,
+    )
 
 
 def summary_table(record: dict) -> str:

@@ -20,9 +20,9 @@ from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from benchmarks.quality import macro, per_label_auc
-from common.errors import UserError
+from common.cli import HelpFormatter, run_stage
 from common.labelled import JIGSAW_LABELS, read_labelled_csv
+from common.metrics import macro, per_label_auc
 from common.writes import write_text
 
 
@@ -74,23 +74,34 @@ def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.baseline", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.baseline", description=__doc__, formatter_class=HelpFormatter
+    )
     p.add_argument("--data", type=Path, required=True, help="labelled training CSV")
     p.add_argument("--eval-data", type=Path, required=True, help="labelled CSV to score")
     p.add_argument("--text-column", default="comment_text", help="column holding the comment")
-    p.add_argument("--labels", nargs="+", default=list(JIGSAW_LABELS), help="label columns")
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        default=list(JIGSAW_LABELS),
+        help="label columns (the baseline has no model folder to read them from, so the default "
+        "is the six Jigsaw labels)",
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = p.parse_args(argv)
-    try:
-        result = baseline(args.data, args.eval_data, args.labels, args.text_column)
-        text = json.dumps(result, indent=2)
-        if args.out:
-            write_text(args.out, text + "\n")
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    code, text = run_stage("benchmarks.baseline", lambda: _baseline(args))
+    if code:
+        return code
     print(text)
     return 0
+
+
+def _baseline(args: argparse.Namespace) -> str:
+    result = baseline(args.data, args.eval_data, args.labels, args.text_column)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        write_text(args.out, text + "\n")
+    return text
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.errors import UserError
 from benchmarks.torch_engines import TorchEngine, torch_precisions
+from common.errors import UserError
 
 ORT_VARIANTS = {"cpu": ["fp32", "optimized", "int8"], "cuda": ["fp32", "optimized", "fp16"]}
 ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -104,6 +104,8 @@ class EndToEndEngine:
         self.provider, self.precision = summary["provider"], summary["variant"]
         self.own_seconds = summary["seconds"]
         load = time.perf_counter() - start - summary["seconds"]
+        # The output lies in a temporary folder that is gone after the run: keep its name only.
+        summary = {**summary, "output": self.parquet.name}
         self.info.update(
             variant=summary["variant"], variant_reason=summary["variant_reason"], summary=summary
         )

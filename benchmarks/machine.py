@@ -7,7 +7,7 @@ import platform
 import shutil
 import subprocess
 
-from common.cpu import _slug, cpu_flags, cpu_model, cpu_slug, isa_tag  # noqa: F401
+from common.cpu import _slug, cpu_flags, cpu_model, cpu_slug, isa_tag, key_flags  # noqa: F401
 
 
 def usable_cores() -> int:
@@ -44,22 +44,6 @@ def describe(device: str, threads: int) -> dict:
         env["torch_cuda"] = torch.version.cuda
         env["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     return env
-
-
-KEY_FLAGS = [
-    "avx2",
-    "fma",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_bf16",
-    "amx_int8",
-]  # the vector extensions that decide fp32, bf16 and int8 kernel speed
-
-
-def key_flags(flags: frozenset[str]) -> list[str]:
-    return [f for f in KEY_FLAGS if f in flags]
 
 
 def busy_cpus(seconds: float = 1.0) -> dict:

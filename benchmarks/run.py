@@ -12,10 +12,11 @@ import numpy as np
 
 from benchmarks import ceiling, machine, models, quality, report, targets, timing
 from benchmarks import engines as eng
-from benchmarks.errors import UserError
 from benchmarks.texts import DEFAULT_EVAL, DEFAULT_TEXTS, load_texts
 from common.cpu import cpu_flags
+from common.errors import UserError
 from common.fidelity import first_non_finite_row, max_abs_diff
+from common.labelled import read_eval_sample
 
 log = logging.getLogger("benchmarks")
 
@@ -106,7 +107,7 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     export_record = models.check_folders(s.model_dir, s.onnx_dir)
     labels = export_record["labels"]
     sample = (
-        quality.read_labelled(s.eval_data, s.text_column, labels, s.eval_rows)
+        read_eval_sample(s.eval_data, s.text_column, labels, s.eval_rows, log)
         if s.eval_data
         else None
     )

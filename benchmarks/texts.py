@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.errors import UserError
+from common.errors import UserError
 
 log = logging.getLogger("benchmarks")
 

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The extensions that decide fp32, bf16 and int8 kernel speed, in the order reports list them.
+# The extensions that decide fp32, bf16 and int8 kernel speed, in the order reports list them
+# (x86, then Arm). FMA is left out: every CPU with AVX2 has it.
 KEY_FLAGS = (
     "avx2",
     "avx512f",
@@ -36,7 +37,7 @@ class CpuFacts:
         return self.machine.lower() in {"aarch64", "arm64"}
 
     def key_flags(self) -> list[str]:
-        return [f for f in KEY_FLAGS if f in self.flags]
+        return key_flags(self.flags)
 
     def slug(self) -> str:
         """A folder name for results, e.g. `amd-epyc-avx512-vnni-bf16`: runs on different CPUs
@@ -47,6 +48,11 @@ class CpuFacts:
         """One line for reports: model name and the flags that matter."""
         flags = " ".join(self.key_flags()) or "no SIMD flags read"
         return f"{self.model} ({self.machine}; {flags})"
+
+
+def key_flags(flags: frozenset[str]) -> list[str]:
+    """The flags of KEY_FLAGS this CPU has, in KEY_FLAGS' order."""
+    return [f for f in KEY_FLAGS if f in flags]
 
 
 def this_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFacts:

@@ -1,5 +1,9 @@
-"""The one exception type for bad input: `__main__` turns it into a one-line message and exit 2."""
+"""The two failures a stage reports in one line (`common.cli.run_stage`), not as a traceback."""
 
 
 class UserError(Exception):
-    """A problem with the user's input or flags, with the fix in its message."""
+    """A problem with the user's input or flags, with the fix in its message (exit 2)."""
+
+
+class ParityError(Exception):
+    """An exported variant disagrees with PyTorch beyond its limit (exit 1, not a usage error)."""

@@ -9,6 +9,7 @@ file, the row and the fix. No row is ever dropped without being counted.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,19 @@ def read_labelled_csv(
     texts = frame[text_column].fill_null("")
     empty = int((texts.str.strip_chars() == "").sum())
     return LabelledData(texts.to_list(), labels, list(label_names), empty, dropped)
+
+
+def read_eval_sample(
+    path: Path, text_column: str, labels: list[str], rows: int | None, log: logging.Logger
+) -> tuple[list[str], np.ndarray]:
+    """Texts and int8 0/1 labels of the first `rows` rows of an --eval-data CSV; rows labelled
+    -1 (Jigsaw's unscored test rows) are left out and counted in `log`."""
+    data = read_labelled_csv(
+        path, text_column, labels, drop_unlabeled=True, limit=rows, flag="--eval-data"
+    )
+    if data.dropped_unlabeled:
+        log.info("%s: %d rows labelled -1 (unscored) left out", path, data.dropped_unlabeled)
+    return data.texts, data.labels.astype(np.int8)
 
 
 def read_labels_with_ids(

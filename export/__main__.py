@@ -6,29 +6,19 @@ python -m export --opset 17
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from common.cli import positive_int
-from export.errors import ParityError, UserError
+from common.cli import (
+    HelpFormatter,
+    fraction,
+    hide_log_messages,
+    hide_warning,
+    positive_int,
+    run_stage,
+    setup_logging,
+)
 from export.quantize import HOLDOUTS, ISAS, Int8Limits
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown, except None and off switches: those options say what they default to."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False:
-            return action.help or ""
-        return super()._get_help_string(action)
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie between 0 and 1, got {text}")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,7 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Export a model folder written by `python -m train` to ONNX with dynamic "
         "batch and sequence axes, derive optimized/int8/fp16 variants, and check each against "
         "PyTorch before writing it. Example: python -m export --opset 17",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--model",
@@ -90,26 +80,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     q.add_argument(
         "--int8-max-diff",
-        type=_fraction,
+        type=fraction,
         default=Int8Limits.max_diff,
         help="largest absolute probability difference allowed",
     )
     q.add_argument(
         "--int8-p99-diff",
-        type=_fraction,
+        type=fraction,
         default=Int8Limits.p99_diff,
         help="99th percentile of the absolute probability difference allowed",
     )
     q.add_argument(
         "--int8-min-agreement",
-        type=_fraction,
+        type=fraction,
         default=Int8Limits.min_flag_agreement,
         help="least share of rows whose flag agrees with PyTorch's at the training thresholds, "
         "per label",
     )
     q.add_argument(
         "--int8-max-auc-drop",
-        type=_fraction,
+        type=fraction,
         default=Int8Limits.max_auc_drop,
         help="largest macro ROC-AUC drop on labelled --eval-data",
     )
@@ -142,40 +132,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Our own progress at INFO; libraries only at WARNING (the quantizer alone logs thousands).
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("export").setLevel(logging.INFO)
-    from export.run import run  # heavy imports after --help and argument errors
-
-    try:
-        record = run(
-            model_dir=args.model,
-            out=args.out,
-            opset=args.opset,
-            optimized=args.optimized,
-            int8=args.int8,
-            fp16=args.fp16,
-            device=args.device,
-            eval_data=args.eval_data,
-            eval_rows=args.eval_rows,
-            text_column=args.text_column,
-            force=args.force,
-            int8_isa=args.int8_isa,
-            int8_fp32=args.int8_fp32,
-            int8_graph=args.int8_graph,
-            int8_limits=Int8Limits(
-                max_diff=args.int8_max_diff,
-                p99_diff=args.int8_p99_diff,
-                min_flag_agreement=args.int8_min_agreement,
-                max_auc_drop=args.int8_max_auc_drop,
-            ),
-        )
-    except UserError as e:
-        print(f"export: error: {e}", file=sys.stderr)
-        return 2
-    except ParityError as e:
-        print(f"export: error: {e}", file=sys.stderr)
-        return 1
+    setup_logging("export")
+    _hide_exporter_notes()
+    code, record = run_stage("export", lambda: _export(args))
+    if code:
+        return code
     for name, v in record["variants"].items():
         print(
             f"{name:<9} {v['file']:<22} {v['size_mb']:>7.1f} MB  "
@@ -183,6 +144,50 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"wrote {args.out}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> dict:
+    from export.run import run  # heavy imports after --help and argument errors
+
+    return run(
+        model_dir=args.model,
+        out=args.out,
+        opset=args.opset,
+        optimized=args.optimized,
+        int8=args.int8,
+        fp16=args.fp16,
+        device=args.device,
+        eval_data=args.eval_data,
+        eval_rows=args.eval_rows,
+        text_column=args.text_column,
+        force=args.force,
+        int8_isa=args.int8_isa,
+        int8_fp32=args.int8_fp32,
+        int8_graph=args.int8_graph,
+        int8_limits=Int8Limits(
+            max_diff=args.int8_max_diff,
+            p99_diff=args.int8_p99_diff,
+            min_flag_agreement=args.int8_min_agreement,
+            max_auc_drop=args.int8_max_auc_drop,
+        ),
+    )
+
+
+def _hide_exporter_notes() -> None:
+    """Notes from optimum, transformers and torch that no user can act on. Each is harmless
+    because every variant is checked against PyTorch before it is written (exit 1 if not)."""
+    # optimum recommends opset 18 for BERT in general; whatever --opset gives, the parity check
+    # below it decides whether the graph is right.
+    hide_log_messages("optimum.exporters.onnx.convert", r"Opset \d+ is lower than the recommended")
+    # The check removes duplicated tied weights (an LM head sharing the embeddings); a sequence
+    # classifier has no tied weights, so without accelerate nothing is missed.
+    hide_log_messages("optimum.exporters.onnx.base", r"Weight deduplication check")
+    # optimum still passes `torch_dtype`; transformers maps it to `dtype` itself.
+    for name in ("transformers.modeling_utils", "transformers.configuration_utils"):
+        hide_log_messages(name, r"`torch_dtype` is deprecated")
+    # transformers builds the mask's constant 1.0 with torch.tensor while tracing: the same on
+    # every call, which is the case the warning itself calls safe.
+    hide_warning(r"torch\.tensor results are registered as constants in the trace")
 
 
 if __name__ == "__main__":

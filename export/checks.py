@@ -1,12 +1,11 @@
-"""Cheap checks before any model is loaded: the model folder, the opset, the output folder."""
+"""Cheap checks before any model is loaded: the model folder, the opset, the optimizer."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from common.errors import UserError
 from common.jsonfile import read_json
-from common.writes import check_target, staged_folder
-from export.errors import UserError
 
 MIN_OPSET = 14  # the exporter's scaled-dot-product attention needs opset 14 or newer
 
@@ -75,29 +74,14 @@ def newest_runnable_opset() -> int:
     """Ask onnxruntime itself: load a one-node graph at each opset until it refuses."""
     import onnx
     import onnxruntime as ort
-    from onnx import TensorProto, helper
 
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "probe",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-    )
+    from common.sessions import probe_model
+
     newest = MIN_OPSET - 1
     for opset in range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1):
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-        model.ir_version = min(model.ir_version, 10)
         try:
-            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            ort.InferenceSession(probe_model(opset), providers=["CPUExecutionProvider"])
         except Exception:  # onnxruntime raises its own Fail/InvalidGraph types: any is a "no"
             break
         newest = opset
     return newest
-
-
-def check_out_dir(out: Path, force: bool) -> None:
-    """The one rule of every stage (`common.writes`): an --out with content needs --force."""
-    check_target(out, force, folder=True)
-
-
-staged_dir = staged_folder  # the folder is built beside --out and swapped in on success

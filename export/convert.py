@@ -7,14 +7,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-log = logging.getLogger("export")
+from common.artifacts import VARIANT_FILES
 
-VARIANT_FILES = {
-    "fp32": "model.onnx",
-    "optimized": "model_optimized.onnx",
-    "fp16": "model_fp16.onnx",
-    "int8": "model_int8.onnx",
-}
+log = logging.getLogger("export")
 
 
 def export_onnx(model_dir: Path, out: Path, opset: int) -> Path:

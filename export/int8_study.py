@@ -25,8 +25,8 @@ import numpy as np
 import onnxruntime as ort
 
 from common.cpu import this_cpu
+from common.labelled import read_eval_sample
 from export import quantize
-from export.evaluate import read_labelled_sample
 from export.quantize import HOLDOUTS, Int8Limits
 from export.run import run as export_run
 from export.variants import VariantChecker
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         export_run(model_dir=args.model, out=folder, int8=False, device="cpu")
         config = json.loads((folder / "config.json").read_text())
         labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-        sample = read_labelled_sample(args.data, "comment_text", labels, args.rows)
+        sample = read_eval_sample(args.data, "comment_text", labels, args.rows, log)
         checker = _checker(args.model, folder, labels, sample)
         files = {("fp32", "-", "-"): folder / "model.onnx"}
         files[("optimized", "-", "-")] = folder / "model_optimized.onnx"

@@ -51,3 +51,26 @@ def parity_probs(tokenizer, run_one, texts: list[str], max_len: int) -> np.ndarr
         )
         parts.append(run_one(encoded))
     return np.concatenate(parts)
+
+
+def predict_all(run_one, tokenizer, texts: list[str], max_len: int, batch: int = 64) -> np.ndarray:
+    """Probabilities for all texts, batched by length (pad to the longest in each batch)."""
+    lengths = np.asarray([len(t) for t in texts])
+    order = np.argsort(lengths)
+    probs = np.empty((len(texts), 0))
+    for start in range(0, len(texts), batch):
+        rows = order[start : start + batch]
+        enc = dict(
+            tokenizer(
+                [texts[r] for r in rows],
+                padding=True,
+                truncation=True,
+                max_length=max_len,
+                return_tensors="np",
+            )
+        )
+        part = run_one(enc)
+        if probs.shape[1] == 0:
+            probs = np.empty((len(texts), part.shape[1]))
+        probs[rows] = part
+    return probs

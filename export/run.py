@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from common.artifacts import VARIANT_FILES
 from common.cpu import this_cpu
+from common.errors import ParityError, UserError
+from common.labelled import read_eval_sample
+from common.sessions import cuda_usable
+from common.writes import check_target, staged_folder
 from export import checks, convert, quantize
-from export.errors import ParityError, UserError
-from export.evaluate import read_labelled_sample
 from export.quantize import Int8Limits
-from export.sessions import cuda_usable
 from export.variants import VariantChecker
 
 log = logging.getLogger("export")
@@ -48,7 +50,7 @@ def run(
     `int8_isa="auto"` is this CPU's preset; `int8_fp32="auto"` tries INT8_HOLDOUT_ORDER.
     """
     config = checks.check_model_dir(model_dir)
-    checks.check_out_dir(out, force)
+    check_target(out, force, folder=True)
     checks.check_opset(opset)
     isa = quantize.isa_for(this_cpu()) if int8_isa == "auto" else int8_isa
     cuda = _resolve_cuda(device)
@@ -60,9 +62,9 @@ def run(
     fp16 = cuda if fp16 is None else fp16
     checks.check_optimizable(model_dir, config, optimized, fp16)
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    sample = read_labelled_sample(eval_data, text_column, labels, eval_rows) if eval_data else None
+    sample = read_eval_sample(eval_data, text_column, labels, eval_rows, log) if eval_data else None
 
-    with checks.staged_dir(out) as tmp:
+    with staged_folder(out) as tmp:
         convert.export_onnx(model_dir, tmp, opset)
         for name in COPIED:
             if (model_dir / name).is_file():
@@ -82,7 +84,7 @@ def run(
             labels=labels,
             skipped=_skipped(fp16, cuda, int8),
             versions=_versions(),
-            axes=_axes(tmp / convert.VARIANT_FILES["fp32"]),
+            axes=_axes(tmp / VARIANT_FILES["fp32"]),
         )
         (tmp / "export.json").write_text(json.dumps(record, indent=2) + "\n")
     if record["failed"]:
@@ -119,7 +121,7 @@ def _thresholds(folder: Path, labels: list[str]) -> list[float] | None:
 
 def _plain_variants(checker, tmp: Path, record: dict, *, optimized: bool, fp16: bool) -> None:
     """fp32 (nothing is written if it fails), optimized and fp16, each within its parity limit."""
-    steps = [("fp32", lambda: tmp / convert.VARIANT_FILES["fp32"], "cpu", None)]
+    steps = [("fp32", lambda: tmp / VARIANT_FILES["fp32"], "cpu", None)]
     if optimized:
         steps.append(
             ("optimized", lambda: convert.optimize(tmp, for_gpu=False, fp16=False), "cpu", None)
@@ -150,13 +152,13 @@ def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) 
     fused = graph == "fused" and "optimized" in record["variants"]
     if graph == "fused" and not fused:
         log.info("int8 from the plain graph: the optimized one was not written")
-    source = convert.VARIANT_FILES["optimized" if fused else "fp32"]
+    source = VARIANT_FILES["optimized" if fused else "fp32"]
     tried = []
     for holdout in holdouts:
         path, info = quantize.quantize(
             tmp,
             source,
-            convert.VARIANT_FILES["int8"],
+            VARIANT_FILES["int8"],
             isa=isa,
             holdout=holdout,
         )

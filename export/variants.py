@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import ParityError
 from common.fidelity import agreement, first_non_finite_row, max_abs_diff
-from export.errors import ParityError
-from export.evaluate import macro_auc, predict_all
-from export.parity import PARITY_TEXTS, ort_probs, parity_probs, torch_probs
+from common.metrics import macro_auc
+from common.sessions import open_session
+from export.parity import PARITY_TEXTS, ort_probs, parity_probs, predict_all, torch_probs
 from export.quantize import Int8Limits
-from export.sessions import open_session
 
 log = logging.getLogger("export")
 
@@ -59,7 +59,7 @@ class VariantChecker:
         self, name: str, path: Path, provider: str, extra: dict | None = None
     ) -> tuple[dict, dict[str, np.ndarray]]:
         """The variant's record (parity gap, and sample figures if any) and its probabilities."""
-        session = open_session(path, provider)
+        session = open_session(path, provider, cpu_flag="--no-fp16")
         probs = self._probs(lambda enc: ort_probs(session, enc))
         entry = {
             "file": path.name,

@@ -8,21 +8,11 @@ python -m score part-1.csv part-2.csv out/ --engine ray
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 from pathlib import Path
 
-from score.errors import UserError
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown, except None: those options say in words what they default to."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None:
-            return action.help or ""
-        return super()._get_help_string(action)
+from common.cli import HelpFormatter, number, positive_int, run_stage, setup_logging
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,7 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Example: python -m score comments.csv out.parquet --batch-size 128. "
         "With --engine ray, several files or folders go to an output folder holding "
         "<input stem>/part-<first row>.parquet per input (see the README).",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "inputs",
@@ -83,16 +73,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "summary line says which and why",
     )
     p.add_argument(
-        "--batch-size", type=_positive, default=None, help="default: 64 on CPU, 256 on CUDA"
+        "--batch-size", type=positive_int, default=None, help="default: 64 on CPU, 256 on CUDA"
     )
     p.add_argument(
-        "--max-len", type=_positive, default=None, help="tokens per comment (default: training's)"
+        "--max-len",
+        type=positive_int,
+        default=None,
+        help="tokens per comment (default: training's)",
     )
     p.add_argument(
-        "--chunk-rows", type=_positive, default=50_000, help="rows read, sorted and written at once"
+        "--chunk-rows",
+        type=positive_int,
+        default=50_000,
+        help="rows read, sorted and written at once",
     )
     p.add_argument(
-        "--threads", type=_positive, default=None, help="onnxruntime threads (default: its own)"
+        "--threads", type=positive_int, default=None, help="onnxruntime threads (default: its own)"
     )
     p.add_argument(
         "--thresholds",
@@ -122,7 +118,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ray.add_argument(
         "--num-workers",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="model workers (default: one per GPU, or one per 4 CPUs of the cluster)",
     )
@@ -142,18 +138,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    value = number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(
             f"must be a number above 0, got {text} (for CPU workers pass --provider cpu)"
@@ -199,21 +185,19 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("score").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    setup_logging("score", quiet=args.quiet)
     from score.run import summary_line  # heavy imports after --help and argument errors
 
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        summary = _score(args)
-    except UserError as e:
-        print(f"score: error: {e}", file=sys.stderr)
-        return 2
+        code, summary = run_stage("score", lambda: _score(args))
     except KeyboardInterrupt:
         print(f"score: interrupted; {args.output} was not written", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if code:
+        return code
     print(summary_line(summary))
     return 0
 

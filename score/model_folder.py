@@ -1,29 +1,25 @@
-"""Read what scoring needs from the export folder: labels, max length, ONNX variants, thresholds.
+"""The model: read what scoring needs from the export folder: labels, max length, ONNX variants,
+thresholds.
 
 Everything comes from the folder that `python -m export` wrote; nothing is imported from it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from common.artifacts import VARIANT_FILES
 from common.cpu import cpu_flags
-from score.errors import UserError
+from common.errors import UserError
+from common.jsonfile import read_json
 from score.variant_rule import auto_variant
 
 log = logging.getLogger("score")
 
-VARIANT_FILES = {
-    "fp32": "model.onnx",
-    "optimized": "model_optimized.onnx",
-    "fp16": "model_fp16.onnx",
-    "int8": "model_int8.onnx",
-}
 # fp16 is fused for and checked on CUDA; int8 is quantized for the CPU's integer kernels.
 RUNS_ON = {"fp32": {"cpu", "cuda"}, "optimized": {"cpu", "cuda"}, "fp16": {"cuda"}, "int8": {"cpu"}}
 FIX_FOLDER = "pass --model with a folder written by python -m export"
@@ -73,10 +69,27 @@ def read_model_folder(path: Path) -> ModelFolder:
         labels=[id2label[str(i)] for i in range(len(id2label))],
         max_length=max_length,
         max_positions=int(config.get("max_position_embeddings", max_length)),
-        variants={n: path / f for n, f in VARIANT_FILES.items() if (path / f).is_file()},
+        variants=_variant_files(path, export),
         skipped=export.get("skipped", {}),
         records=export.get("variants", {}),
     )
+
+
+def _variant_files(path: Path, export: dict) -> dict[str, Path]:
+    """The ONNX files export.json lists under "variants", and model.onnx, which the folder must
+    hold (export writes nothing when fp32 fails parity). The file table serves only a folder
+    without export.json. A listed file that is missing is refused."""
+    if not export:
+        return {n: path / f for n, f in VARIANT_FILES.items() if (path / f).is_file()}
+    files = {"fp32": path / VARIANT_FILES["fp32"]}
+    for name, entry in export.get("variants", {}).items():
+        files[name] = path / entry.get("file", VARIANT_FILES.get(name, f"model_{name}.onnx"))
+    missing = [f.name for f in files.values() if not f.is_file()]
+    if missing:
+        raise UserError(
+            f"{path}/export.json lists {', '.join(missing)}, which the folder lacks; {FIX_FOLDER}"
+        )
+    return files
 
 
 def choose_variant(
@@ -146,7 +159,4 @@ def read_thresholds(folder: ModelFolder) -> np.ndarray:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path} is not valid JSON ({e}); {FIX_FOLDER}") from None
+    return read_json(path, FIX_FOLDER)

@@ -1,4 +1,5 @@
-"""A folder of Parquet parts, a subfolder per input, built beside the target and renamed at the end.
+"""Output (folder, Ray engine): Parquet parts, a subfolder per input, built beside the target and
+renamed at the end.
 
 Parts are named by the input row they start at (`part-000000050000.parquet`), so sorting the names
 gives input order, and a retried task rewrites the same name instead of adding a copy. Before the
@@ -16,8 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.errors import UserError
 from common.writes import atomic_file, check_writable
-from score.errors import UserError
 
 MANIFEST = "_manifest.json"
 

@@ -1,4 +1,5 @@
-"""Tokenizer + one onnxruntime session -> probabilities, in length-sorted batches, input order kept.
+"""Tokenize + predict: tokenizer + one onnxruntime session -> probabilities, in length-sorted
+batches, input order kept.
 
 The fast tokenizer is read straight from tokenizer.json with `tokenizers` (no transformers, no
 torch); it gives the same ids as `AutoTokenizer` with truncation to the training max length.
@@ -14,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from common.errors import UserError
 from common.fidelity import first_non_finite_row
 from common.fidelity import sigmoid as sigmoid64
-from score.errors import UserError
+from common.sessions import CUDA_FIX, cuda_usable, open_session
 from score.model_folder import choose_variant, read_model_folder, resolve_max_len
-from score.sessions import open_session, resolve_provider
 
 log = logging.getLogger("score")
 
@@ -65,6 +66,21 @@ class TextTokenizer:
         np.cumsum(lengths[:-1], out=starts[1:])
         flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
         return Tokens(ids=flat, starts=starts, lengths=lengths)
+
+
+def resolve_provider(requested: str) -> str:
+    """`auto`: CUDA when onnxruntime can really run on it, else the CPU; logs the choice."""
+    if requested == "cpu":
+        return "cpu"
+    usable = cuda_usable()
+    if requested == "cuda" and not usable:
+        raise UserError(
+            f"--provider cuda was asked for but onnxruntime cannot use CUDA here; {CUDA_FIX}, "
+            "or pass --provider cpu"
+        )
+    if requested == "auto":
+        log.info("provider auto: %s", "cuda" if usable else "cpu (no usable CUDA provider)")
+    return "cuda" if usable else "cpu"
 
 
 class Scorer:

@@ -1,4 +1,5 @@
-"""`--engine ray`: score many files on a Ray cluster, or a local Ray instance, with the local code.
+"""The Ray engine, `--engine ray`: score many files on a Ray cluster, or a local Ray instance, with
+the local code.
 
 Every input is checked here first with the single-machine checks, so bad input gets the same
 message before any worker starts. Ray Data then streams: CPU tasks read and tokenize chunks
@@ -16,14 +17,13 @@ import socket
 import time
 from pathlib import Path
 
+from common.errors import UserError
 from common.writes import staged_folder
-from score.errors import UserError
-from score.input_list import expand_inputs
+from score.input import expand_inputs, open_input
 from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
+from score.output import output_schema
 from score.output_folder import check_output_folder, check_parts, finish
 from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
-from score.reader import open_input
-from score.writer import output_schema
 
 log = logging.getLogger("score")
 

@@ -1,4 +1,4 @@
-"""What Ray's workers run: the single-machine reader, tokenizer and Scorer, for `map_batches`.
+"""What the Ray engine's workers run: the local input, tokenizer and Scorer, for `map_batches`.
 
 Plain Python with no Ray import, so these are the code paths the local scorer's tests cover.
 Stage 1 (CPU tasks) reads an input in chunks and tokenizes them; stage 2 (one actor per worker,
@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from score.input import iter_chunks, open_input
 from score.model_folder import read_model_folder, read_thresholds
+from score.output import chunk_table, output_schema
 from score.output_folder import write_part
 from score.predict import Scorer, TextTokenizer, Tokens
-from score.reader import iter_chunks, open_input
-from score.writer import chunk_table, output_schema
 
 CPU_THREADS_PER_WORKER = 4  # onnxruntime threads of one worker, fewer on a node with fewer CPUs
 

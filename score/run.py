@@ -1,4 +1,6 @@
-"""`run()`: score a CSV or Parquet file with the exported model into one Parquet file, streaming."""
+"""The local engine, `run()`: score a CSV or Parquet file with the exported model into one Parquet
+file, streaming.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from score.input import Chunk, iter_chunks, open_input
 from score.model_folder import read_model_folder, read_thresholds, variant_choice
-from score.pipeline import Pipeline
+from score.output import ParquetOutput, check_output_path, chunk_table, output_schema
 from score.predict import Scorer, Tokens
-from score.reader import Chunk, iter_chunks, open_input
-from score.writer import ParquetOutput, check_output_path, chunk_table, output_schema
+from score.run_pipeline import Pipeline
 
 log = logging.getLogger("score")
 

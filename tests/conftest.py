@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from train.data import JIGSAW_LABELS
+from common.labelled import JIGSAW_LABELS
 
 # One thread: on a small shared machine, torch's default thread pool fights other jobs for the
 # cores and a tiny-model step goes from milliseconds to seconds. Runs stay deterministic.
@@ -222,12 +222,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """
     if item.get_closest_marker("gpu") is None:
         return
-    from score.sessions import cuda_usable
+    from common.sessions import cuda_usable
 
     if cuda_usable():
         return
     asked = "gpu" in (item.config.option.markexpr or "").replace("not gpu", "")
-    message = "onnxruntime cannot use CUDA here (see score.sessions.CUDA_FIX)"
+    message = "onnxruntime cannot use CUDA here (see common.sessions.CUDA_FIX)"
     if asked:
         pytest.fail(f"-m gpu was asked for but {message}", pytrace=False)
     pytest.skip(message)

@@ -23,8 +23,8 @@ from benchmarks.targets import check as targets_check
 from benchmarks.texts import generated_texts, load_texts
 from benchmarks.torch_engines import NO_BF16, NO_INT8_ON_CUDA, torch_precisions
 from common.cpu import cpu_flags, cpu_model
+from common.labelled import JIGSAW_LABELS
 from score.model_folder import read_model_folder, variant_choice
-from train.data import JIGSAW_LABELS
 
 CUDA_ENGINES = [
     "pytorch-fp32-padded",
@@ -411,4 +411,4 @@ def test_tfidf_baseline_bad_csv_is_one_line_exit_2(tmp_path: Path, capsys):
     missing = tmp_path / "nope.csv"
     assert baseline_main(["--data", str(missing), "--eval-data", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "nope.csv" in err and "\n" not in err
+    assert err.startswith("benchmarks.baseline: error: ") and "nope.csv" in err and "\n" not in err

@@ -23,10 +23,10 @@ import torch
 from conftest import COMMENTS_HEADER, comment_rows, write_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from common.labelled import JIGSAW_LABELS
 from score.__main__ import main
 from score.predict import Scorer, sigmoid
 from score.run import run
-from train.data import JIGSAW_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 # Mixed lengths (one token to past the 512-token limit), commas, quotes, newlines, Unicode.
@@ -273,10 +273,10 @@ def test_csv_blocks_cut_only_between_records(
     monkeypatch: pytest.MonkeyPatch, mixed_csv: Path, block_bytes: int
 ):
     """Tiny read blocks end inside quoted multi-line fields: rows still come out whole."""
-    import score.csv_blocks
-    from score.reader import iter_chunks, open_input
+    import score.input_csv
+    from score.input import iter_chunks, open_input
 
-    monkeypatch.setattr(score.csv_blocks, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(score.input_csv, "BLOCK_BYTES", block_bytes)
     source = open_input(mixed_csv, text_column="comment_text", id_column="id")
     chunks = list(iter_chunks(source, 4))
     expected = pl.read_csv(mixed_csv, infer_schema=False)
@@ -343,7 +343,7 @@ def test_an_output_under_a_file_is_one_line(
 def test_unavailable_provider_or_variant_is_a_user_error(
     tmp_path: Path, onnx_dir: Path, mixed_csv: Path, capsys: pytest.CaptureFixture
 ):
-    from score.sessions import cuda_usable
+    from common.sessions import cuda_usable
 
     base = [str(mixed_csv), str(tmp_path / "o.parquet"), "--model", str(onnx_dir)]
     cases = [["--variant", "fp16", "--provider", "cpu"]]

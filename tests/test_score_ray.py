@@ -14,8 +14,8 @@ import pytest
 from conftest import COMMENTS_HEADER, comment_rows, write_csv
 
 from common.errors import UserError
+from common.labelled import JIGSAW_LABELS
 from score.__main__ import main
-from train.data import JIGSAW_LABELS
 
 pytest.importorskip("ray.data", reason="needs the ray extra: pip install -e '.[ray]'")
 
@@ -154,8 +154,8 @@ def test_a_worker_that_cannot_honour_the_drivers_choice_fails_with_the_local_mes
     tmp_path: Path, onnx_dir: Path
 ):
     """The driver passes its provider to every actor; one without CUDA must not fall back."""
+    from common.sessions import cuda_usable
     from score.ray_workers import ChunkScorer
-    from score.sessions import cuda_usable
 
     if cuda_usable():
         pytest.skip("this machine can run CUDA: the refusal needs a worker without it")

@@ -27,7 +27,9 @@ def scored(tmp_path: Path, onnx_dir: Path) -> tuple[Path, Path]:
 
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert (
+        err.startswith("train.thresholds: error: ") and "\n" not in err and "Traceback" not in err
+    )
     return err
 
 

@@ -18,8 +18,8 @@ from conftest import (
     write_labelled_csv,
 )
 
+from common.labelled import JIGSAW_LABELS
 from train.__main__ import main
-from train.data import JIGSAW_LABELS
 
 LABELS = list(JIGSAW_LABELS)
 STATS_COLUMNS = [

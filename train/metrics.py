@@ -7,15 +7,12 @@ import math
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
+from common.metrics import macro, per_label_auc
+
 
 def roc_auc_report(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
     """Per-label ROC-AUC; a label with only one class present gets NaN and is left out of macro."""
-    per_label = {}
-    for j, name in enumerate(names):
-        column = labels[:, j]
-        both = 0 < column.sum() < len(column)
-        per_label[name] = float(roc_auc_score(column, probs[:, j])) if both else math.nan
-    scored = [v for v in per_label.values() if not math.isnan(v)]
+    per_label = per_label_auc(labels, probs, names)
     flat_labels = labels.ravel()
     micro = (
         float(roc_auc_score(flat_labels, probs.ravel()))
@@ -23,10 +20,14 @@ def roc_auc_report(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> d
         else math.nan
     )
     return {
-        "roc_auc_macro": float(np.mean(scored)) if scored else math.nan,
+        "roc_auc_macro": _nan(macro(per_label)),
         "roc_auc_micro": micro,
-        "roc_auc": per_label,
+        "roc_auc": {name: _nan(auc) for name, auc in per_label.items()},
     }
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def best_f1_thresholds(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:

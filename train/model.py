@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from train.errors import UserError
+from common.errors import UserError
 
 log = logging.getLogger("train")
 
@@ -78,11 +78,25 @@ def load_model(name: str, label_names: list[str]):
         raise UserError(_load_hint(name, e)) from e
     head_name, head = named_classifier_head(model)
     fresh = set(info["missing_keys"]) | {key for key, *_ in info["mismatched_keys"]}
+    _say_fresh(fresh, head_name, name)
     loaded = not any(key.startswith(head_name + ".") for key in fresh)
     same_labels = previous == label_names
     if loaded and not same_labels:
         _reset(head, model.config)
     return model, loaded and same_labels
+
+
+def _say_fresh(fresh: set[str], head_name: str, name: str) -> None:
+    """Our line for transformers' "Some weights ... were not initialized" (hidden in __main__):
+    a new head is expected when training a base encoder; other new weights are not."""
+    head = sorted(k for k in fresh if k.startswith(head_name + "."))
+    other = sorted(fresh - set(head))
+    if head:
+        log.info(
+            "classification head (%s) starts from random weights: training fits it", ", ".join(head)
+        )
+    if other:
+        log.warning("%s has no trained weights for %s: they start random", name, ", ".join(other))
 
 
 def _label_names(config) -> list[str]:

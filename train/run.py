@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import UserError
 from common.labelled import LabelledData, read_labelled_csv
 from common.writes import check_target, staged_folder
 from train import loop, report, summary
-from train.errors import UserError
 from train.metrics import best_f1_thresholds, roc_auc_report
 from train.model import check_model_arg, load_model, load_tokenizer
 from train.tokens import encode

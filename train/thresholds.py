@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from common.artifacts import config_labels
+from common.cli import HelpFormatter, run_stage
 from common.errors import UserError
 from common.labelled import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
 from common.writes import atomic_file, check_target
@@ -83,37 +85,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m train.thresholds",
         description=__doc__.split("\n\n", 2)[2].replace("\n", " "),
+        formatter_class=HelpFormatter,
     )
     p.add_argument("labelled", type=Path, help="CSV with the id column and 0/1 label columns")
     p.add_argument("scores", type=Path, help="Parquet that python -m score wrote for that CSV")
     p.add_argument("--out", type=Path, required=True, help="thresholds.json to write")
-    p.add_argument("--labels", nargs="+", default=list(JIGSAW_LABELS), help="label columns")
+    p.add_argument(
+        "--labels",
+        nargs="+",
+        default=None,
+        help="label columns (default: id2label of the config.json beside --out, the model folder "
+        "score --thresholds reads; the six Jigsaw labels where there is none)",
+    )
     p.add_argument("--id-column", default="id", help="id column in both files")
     p.add_argument("--drop-unlabeled", action="store_true", help="leave out (and count) -1 rows")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     return p.parse_args(argv)
 
 
+def default_labels(out: Path) -> tuple[list[str], str]:
+    """The labels of the model folder the thresholds go into, and where they came from."""
+    if (out.parent / "config.json").is_file():
+        fix = "pass --labels, or --out inside a folder written by python -m export"
+        return config_labels(out.parent, fix), f"{out.parent / 'config.json'}"
+    return list(JIGSAW_LABELS), f"the Jigsaw default ({out.parent} has no config.json)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        if not args.out.parent.is_dir():
-            raise UserError(f"{args.out.parent} is not a folder; pass --out inside one")
-        check_target(args.out, args.force, folder=False)
-        found, rows, dropped = pick(
-            args.labelled, args.scores, args.labels, args.id_column, args.drop_unlabeled
-        )
-        with atomic_file(args.out) as tmp:  # a reader (the scorer) never sees half a file
-            dump_json(found, tmp)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"{rows:,} labelled rows ({dropped:,} labelled -1 left out); thresholds by best F1:")
+    code, result = run_stage("train.thresholds", lambda: _thresholds(args))
+    if code:
+        return code
+    found, rows, dropped, source = result
+    print(f"{rows:,} labelled rows ({dropped:,} labelled -1 left out); labels from {source}")
+    print("thresholds by best F1:")
     for name, t in found.items():
         f1 = "-" if np.isnan(t["f1"]) else f"{t['f1']:.3f}"
         print(f"  {name:<14} {t['threshold']:.4f}  F1 {f1}  positives {t['positives']:,}")
     print(f"wrote {args.out}")
     return 0
+
+
+def _thresholds(args: argparse.Namespace) -> tuple[dict, int, int, str]:
+    if not args.out.parent.is_dir():
+        raise UserError(f"{args.out.parent} is not a folder; pass --out inside one")
+    check_target(args.out, args.force, folder=False)
+    labels, source = (args.labels, "--labels") if args.labels else default_labels(args.out)
+    found, rows, dropped = pick(
+        args.labelled, args.scores, labels, args.id_column, args.drop_unlabeled
+    )
+    with atomic_file(args.out) as tmp:  # a reader (the scorer) never sees half a file
+        dump_json(found, tmp)
+    return found, rows, dropped, source
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def run(out: Path, expect: str) -> int:
 
 
 def _probe_without_torch(info: dict) -> bool:
-    from score.sessions import cuda_usable  # torch-free, as the scorer runs
+    from common.sessions import cuda_usable  # torch-free, as the scorer runs
 
     info["torch_loaded_before_probe"] = "torch" in sys.modules
     usable = cuda_usable()

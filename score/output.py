@@ -1,4 +1,5 @@
-"""Parquet output: one row group per chunk, written under a temporary name and renamed on success.
+"""Output (file): one Parquet file, one row group per chunk, written under a temporary name and
+renamed on success.
 
 The write rule is `common.writes`: a failed or interrupted run removes its temporary file and
 never touches an existing output, which is replaced only with --force.
@@ -14,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.errors import UserError
 from common.writes import atomic_file, check_target
-from score.errors import UserError
 
 FLAG_SUFFIX = "_flag"
 

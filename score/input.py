@@ -1,7 +1,9 @@
-"""Stream a CSV or Parquet file as chunks of (ids, texts) in input order, in bounded memory.
+"""Step 1, input: stream a CSV or Parquet file as chunks of (ids, texts) in input order, in
+bounded memory; and the files of a multi-file run (named one by one, or the files of folders).
 
-CSV: blocks of whole records parsed by Polars, every column as text (see csv_blocks.py).
-Parquet: pyarrow's batches, one row group at a time, only the id and text columns.
+CSV: blocks of whole records parsed by Polars, every column as text (see input_csv.py; where a
+refused CSV goes wrong, input_errors.py). Parquet: pyarrow's batches, one row group at a time,
+only the id and text columns.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from score.csv_blocks import iter_blocks, read_header
-from score.errors import UserError
-from score.input_problems import describe_csv_failure
+from common.errors import UserError
+from score.input_csv import iter_blocks, read_header
+from score.input_errors import describe_csv_failure
+
+SUFFIXES = {".csv", ".parquet"}  # the files a folder given to a multi-file run contributes
 
 
 @dataclass
@@ -169,3 +173,30 @@ def _is_text(kind: pa.DataType) -> bool:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files in the order given; a folder gives its *.csv and *.parquet files, sorted by name.
+
+    Each input becomes an output folder named after its stem, so two stems may not clash.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+            if not found:
+                raise UserError(f"folder {path} holds no .csv or .parquet file; pass files")
+            files.extend(found)
+        else:
+            files.append(path)  # a missing file gets open_input's message
+    seen: dict[str, Path] = {}
+    for file in files:
+        if file.stem in seen and seen[file.stem].resolve() != file.resolve():
+            raise UserError(
+                f"{seen[file.stem]} and {file} would both be written to the output folder "
+                f"{file.stem}/; rename one of them"
+            )
+        if file.stem in seen:
+            raise UserError(f"{file} is given twice; pass each input once")
+        seen[file.stem] = file
+    return files

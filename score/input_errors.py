@@ -1,4 +1,5 @@
-"""Say where a CSV that Polars refused goes wrong: the first bad UTF-8 byte or malformed record.
+"""Input (errors): say where a CSV that Polars refused goes wrong: the first bad UTF-8 byte or
+malformed record.
 
 Runs only after Polars has failed, so the normal path pays nothing for it. Polars' own messages
 name neither the line nor the fix.

@@ -1,15 +1,13 @@
-"""onnxruntime sessions on an explicit provider, refusing onnxruntime's silent CPU fallback."""
+"""onnxruntime sessions on an explicit provider, refusing onnxruntime's silent CPU fallback, and
+the probe that says whether CUDA really works here (export, score and the benchmarks use both)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import onnxruntime as ort
 
-from score.errors import UserError
-
-log = logging.getLogger("score")
+from common.errors import UserError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # The installed onnxruntime-gpu wheel is built for CUDA 13 and cuDNN 9; its own extras bring
@@ -20,22 +18,10 @@ CUDA_FIX = (
 )
 
 
-def resolve_provider(requested: str) -> str:
-    """`auto`: CUDA when onnxruntime can really run on it, else the CPU; logs the choice."""
-    if requested == "cpu":
-        return "cpu"
-    usable = cuda_usable()
-    if requested == "cuda" and not usable:
-        raise UserError(
-            f"--provider cuda was asked for but onnxruntime cannot use CUDA here; {CUDA_FIX}, "
-            "or pass --provider cpu"
-        )
-    if requested == "auto":
-        log.info("provider auto: %s", "cuda" if usable else "cpu (no usable CUDA provider)")
-    return "cuda" if usable else "cpu"
-
-
-def open_session(path: Path, provider: str, threads: int | None = None) -> ort.InferenceSession:
+def open_session(
+    path: Path, provider: str, threads: int | None = None, cpu_flag: str = "--provider cpu"
+) -> ort.InferenceSession:
+    """A session on `provider` only; `cpu_flag` is the caller's flag that avoids CUDA."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # onnxruntime's notes about unused fusions are not news
     if threads:
@@ -45,7 +31,7 @@ def open_session(path: Path, provider: str, threads: int | None = None) -> ort.I
     if session.get_providers()[0] != PROVIDERS[provider]:
         raise UserError(
             f"onnxruntime fell back to {session.get_providers()[0]} for {path.name} although "
-            f"{provider} was asked for; {CUDA_FIX}, or pass --provider cpu"
+            f"{provider} was asked for; {CUDA_FIX}, or pass {cpu_flag}"
         )
     return session
 
@@ -58,6 +44,21 @@ def cuda_usable() -> bool:
         return False  # no NVIDIA device: skip loading CUDA libraries just to fail noisily
     if hasattr(ort, "preload_dlls"):
         ort.preload_dlls()  # CUDA and cuDNN from the nvidia-* pip packages, without torch
+    model = probe_model(17)
+    options = ort.SessionOptions()
+    options.log_severity_level = 4
+    ort.set_default_logger_severity(4)  # the fallback warning is expected here, not news
+    try:
+        session = ort.InferenceSession(model, options, providers=["CUDAExecutionProvider"])
+    except Exception:  # a missing libcudart raises onnxruntime's own error types
+        return False
+    finally:
+        ort.set_default_logger_severity(2)
+    return session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def probe_model(opset: int) -> bytes:
+    """A one-node ONNX graph (Identity) at `opset`: loading it asks onnxruntime what it can run."""
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
@@ -66,17 +67,6 @@ def cuda_usable() -> bool:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = min(model.ir_version, 10)
-    options = ort.SessionOptions()
-    options.log_severity_level = 4
-    ort.set_default_logger_severity(4)  # the fallback warning is expected here, not news
-    try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CUDAExecutionProvider"]
-        )
-    except Exception:  # a missing libcudart raises onnxruntime's own error types
-        return False
-    finally:
-        ort.set_default_logger_severity(2)
-    return session.get_providers()[0] == "CUDAExecutionProvider"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = min(model.ir_version, 10)  # the newest IR this onnxruntime reads
+    return model.SerializeToString()
