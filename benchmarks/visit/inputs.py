@@ -36,7 +36,7 @@ def write_comments(source: Path, out: Path, rows: int) -> int:
 
 def build_model(size: str, out: Path) -> Path:
     """`bert-base`: BertConfig(), random weights; `tiny`: 2 layers of 32 (as tests/conftest.py)."""
-    from train.data import JIGSAW_LABELS
+    from common.labelled import JIGSAW_LABELS
 
     labels = list(JIGSAW_LABELS)
     if size == "bert-base":
