@@ -225,11 +225,16 @@ fi
 after model -- train "$(lim 120 45)" "$PY" -m train --data "$DATA/train.csv" --model "$WORK/model" \
   --device "$DEVICE" "${quick[@]}" --out "$WORK/trained" --force && keep "$WORK/trained" "$R/train"
 
-# ---- 5. the GPU tests: on the device a skipped test fails the step ----
-step pytest-gpu "$(lim 100 45)" "$PY" -m pytest -m gpu -q -rs -p no:cacheprovider \
-  --junitxml "$R/pytest-gpu.xml" tests/
+# ---- 5. the GPU tests: on the device each must pass (a skip fails the step); without CUDA (the
+# dry run) pytest -m gpu must fail, every GPU test refused at setup ----
+gpu_tests=("$PY" -m pytest -m gpu -q -rs -p no:cacheprovider --junitxml "$R/pytest-gpu.xml" tests/)
 skips=()
-[ $DRY = 1 ] && skips=(--allow-skips)  # no CUDA here: the GPU tests skip, and must only load
+if [ $DRY = 1 ]; then
+  step pytest-gpu "$(lim 100 45)" bash -c '! "$@"' pytest-must-fail "${gpu_tests[@]}"
+  skips=(--expect-refused)
+else
+  step pytest-gpu "$(lim 100 45)" "${gpu_tests[@]}"
+fi
 if [ -f "$R/pytest-gpu.xml" ]; then  # read it when pytest failed too: which tests, and how
   step pytest-gpu-skips 15 "$PY" -m benchmarks.visit junit --xml "$R/pytest-gpu.xml" \
     "${skips[@]}" --out "$R/pytest-gpu.json"

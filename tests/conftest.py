@@ -224,10 +224,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     from common.sessions import cuda_usable
 
-    if cuda_usable():
+    if cuda_usable() and torch.cuda.is_available():  # onnxruntime's CUDA and torch's
         return
     asked = "gpu" in (item.config.option.markexpr or "").replace("not gpu", "")
-    message = "onnxruntime cannot use CUDA here (see common.sessions.CUDA_FIX)"
+    message = "onnxruntime or torch cannot use CUDA here (see common.sessions.CUDA_FIX)"
     if asked:
         pytest.fail(f"-m gpu was asked for but {message}", pytrace=False)
     pytest.skip(message)

@@ -349,7 +349,6 @@ def test_help_runs_as_a_module():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_run_uses_cuda_for_every_engine(tiny_model_dir: Path, tmp_path: Path):
     from export.run import run as export_run
 

@@ -16,6 +16,7 @@ from benchmarks.visit.cuda_libs import lib_dirs
 from benchmarks.visit.limits import run_step
 from benchmarks.visit.nodes import count_providers
 from benchmarks.visit.outdir import check_out
+from common.cpu import this_cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
@@ -71,12 +72,16 @@ def test_dry_run_runs_every_step_and_leaves_what_comes_back(tmp_path: Path):
     assert all(v > 0 for v in engines.values())
     assert figures["train"]["loss_fell"] and len(figures["train"]["losses"]) >= 2
     pytest_gpu = figures["pytest_gpu"]
-    assert pytest_gpu["tests"] >= 2 and pytest_gpu["skipped"] == pytest_gpu["tests"]  # no CUDA
+    # No CUDA here: every GPU test is refused at setup, none skipped, so the step cannot pass.
+    assert pytest_gpu["tests"] >= 2 and pytest_gpu["errors"] == pytest_gpu["tests"]
+    assert pytest_gpu["skipped"] == 0 and pytest_gpu["ok"]
 
     with tarfile.open(out / "visit-results.tar.gz") as tar:
         names = tar.getnames()
     assert {"results/preflight.json", "results/logs/score.log", "results/nodes.json"} <= set(names)
-    assert "results/benchmarks/cpu/results.json" in names and "results/train/metrics.json" in names
+    machine = this_cpu().slug()  # the benchmarks' folder is named after the machine
+    assert f"results/benchmarks/{machine}/results.json" in names
+    assert "results/train/metrics.json" in names
     assert not [n for n in names if n.endswith((".onnx", ".safetensors", "tokenizer.json"))]
 
 
@@ -182,16 +187,28 @@ def test_nodes_off_the_provider_fail_unless_they_are_shape_arithmetic():
     assert record["compute_off_provider"] == ["ln (LayerNorm)"] and not record["ok"]
 
 
-def test_junit_skips_fail_where_cuda_was_asked_for(tmp_path: Path):
-    xml = tmp_path / "r.xml"
-    xml.write_text(
-        '<testsuites><testsuite tests="2" failures="0" errors="0" skipped="1">'
-        '<testcase classname="t" name="a"/><testcase classname="t" name="b"><skipped/></testcase>'
-        "</testsuite></testsuites>"
-    )
-    assert check_junit(xml, allow_skips=True)["ok"]
-    record = check_junit(xml, allow_skips=False)
+def _junit(path: Path, cases: str, **counts: int) -> Path:
+    attrs = " ".join(f'{k}="{v}"' for k, v in counts.items())
+    path.write_text(f"<testsuites><testsuite {attrs}>{cases}</testsuite></testsuites>")
+    return path
+
+
+def test_junit_rule_on_the_device_and_without_cuda(tmp_path: Path):
+    passed_and_skipped = _junit(
+        tmp_path / "a.xml",
+        '<testcase classname="t" name="a"/><testcase classname="t" name="b"><skipped/></testcase>',
+        tests=2, failures=0, errors=0, skipped=1,
+    )  # fmt: skip
+    record = check_junit(passed_and_skipped, expect_refused=False)
     assert not record["ok"] and record["skipped"] == 1 and record["names"] == ["t::a", "t::b"]
+    assert not check_junit(passed_and_skipped, expect_refused=True)["ok"]  # a skip is no refusal
+    refused = _junit(
+        tmp_path / "b.xml",
+        '<testcase classname="t" name="a"><error/></testcase>',
+        tests=1, failures=0, errors=1, skipped=0,
+    )  # fmt: skip
+    assert check_junit(refused, expect_refused=True)["ok"]
+    assert not check_junit(refused, expect_refused=False)["ok"]
 
 
 def test_a_step_past_its_limit_is_stopped_with_124(tmp_path: Path):

@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p = sub.add_parser("junit", help="check a pytest --junitxml report")
     p.add_argument("--xml", type=Path, required=True)
-    p.add_argument("--allow-skips", action="store_true")
+    p.add_argument("--expect-refused", action="store_true")
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
     p = sub.add_parser("finish", help="write summary.md and summary.json, check $OUT")
     p.add_argument("--work", type=Path, required=True)
@@ -128,7 +128,7 @@ def _nodes(args: argparse.Namespace) -> int:
 def _junit(args: argparse.Namespace) -> int:
     from benchmarks.visit.checks import check_junit
 
-    record = check_junit(args.xml, args.allow_skips)
+    record = check_junit(args.xml, args.expect_refused)
     return _dump(record, args.out, record["ok"])
 
 

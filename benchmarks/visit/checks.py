@@ -31,8 +31,13 @@ def scored_ok(record: dict) -> bool:
     )
 
 
-def check_junit(xml_path: Path, allow_skips: bool) -> dict:
-    """Counts of a pytest --junitxml report, and whether they pass the visit's rule."""
+def check_junit(xml_path: Path, expect_refused: bool) -> dict:
+    """Counts of a pytest --junitxml report, and whether they pass the visit's rule.
+
+    On the device every GPU test must pass (a skip fails the visit). Without CUDA (the dry run)
+    every one must be refused: an error at setup, none passed and none skipped, which proves
+    `pytest -m gpu` cannot pass on a broken CUDA stack.
+    """
     suites = ET.parse(xml_path).getroot()
     suites = [suites] if suites.tag == "testsuite" else list(suites)
     counts = {
@@ -44,6 +49,10 @@ def check_junit(xml_path: Path, allow_skips: bool) -> dict:
         for s in suites
         for case in s.iter("testcase")
     ]
-    bad = counts["failures"] or counts["errors"] or not counts["tests"]
-    counts["ok"] = not bad and (allow_skips or not counts["skipped"])
+    if expect_refused:
+        refused = counts["errors"] + counts["failures"]
+        counts["ok"] = bool(counts["tests"]) and refused == counts["tests"]
+    else:
+        bad = counts["failures"] or counts["errors"] or counts["skipped"]
+        counts["ok"] = bool(counts["tests"]) and not bad
     return counts
