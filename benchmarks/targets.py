@@ -35,7 +35,9 @@ def check(record: dict) -> list[dict]:
     else:
         rows = [
             _ratio(speed, E2E, SEED, 10.0, "scorer end to end vs the seed's loop"),
-            _ratio(speed, "onnxruntime-fp16", "pytorch-fp16-bucketed", 1.3, "ORT fp16 vs autocast"),
+            _ratio(
+                speed, "onnxruntime-fp16", best_pytorch(speed), 1.3, "ORT fp16 vs the best PyTorch"
+            ),
             _absolute(speed, E2E, 20_000, "scorer end to end, rows/s (bert-base-sized model)"),
         ]
         if not _is_bert_base(record["model"]):

@@ -411,3 +411,28 @@ def test_tfidf_baseline_bad_csv_is_one_line_exit_2(tmp_path: Path, capsys):
     assert baseline_main(["--data", str(missing), "--eval-data", str(missing)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("benchmarks.baseline: error: ") and "nope.csv" in err and "\n" not in err
+
+
+def test_cuda_targets_check_onnxruntime_fp16_against_the_fastest_pytorch_mode():
+    from benchmarks.targets import check
+
+    rates = {
+        "pytorch-fp32-padded": ("pytorch", 1_000),
+        "pytorch-fp32-bucketed": ("pytorch", 8_000),
+        "pytorch-bf16-bucketed": ("pytorch", 16_000),
+        "pytorch-fp16-bucketed": ("pytorch", 12_000),
+        "onnxruntime-fp16": ("onnxruntime", 19_000),
+        "scorer-end-to-end": ("scorer", 21_000),
+    }
+    record = {
+        "settings": {"device": "cuda"},
+        "model": {"hidden_size": 768, "layers": 12},
+        "throughput": {
+            "engines": {n: {"group": g, "rows_per_s": r} for n, (g, r) in rates.items()}
+        },
+    }
+    rows = {row["target"]: row for row in check(record)}
+    fp16 = rows["ORT fp16 vs the best PyTorch"]
+    assert fp16["against"] == "pytorch-bf16-bucketed"  # bf16 is the fastest mode here, not fp16
+    assert fp16["value"] == pytest.approx(19_000 / 16_000) and fp16["met"] is False
+    assert rows["scorer end to end vs the seed's loop"]["value"] == pytest.approx(21.0)
