@@ -12,12 +12,11 @@ from pathlib import Path
 from common.cli import (
     HelpFormatter,
     fraction,
-    hide_log_messages,
-    hide_warning,
     positive_int,
     run_stage,
     setup_logging,
 )
+from export.notes import hide_library_notes
 from export.quantize import HOLDOUTS, ISAS, Int8Limits
 
 
@@ -133,7 +132,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging("export")
-    _hide_exporter_notes()
+    hide_library_notes()
     code, record = run_stage("export", lambda: _export(args))
     if code:
         return code
@@ -171,23 +170,6 @@ def _export(args: argparse.Namespace) -> dict:
             max_auc_drop=args.int8_max_auc_drop,
         ),
     )
-
-
-def _hide_exporter_notes() -> None:
-    """Notes from optimum, transformers and torch that no user can act on. Each is harmless
-    because every variant is checked against PyTorch before it is written (exit 1 if not)."""
-    # optimum recommends opset 18 for BERT in general; whatever --opset gives, the parity check
-    # below it decides whether the graph is right.
-    hide_log_messages("optimum.exporters.onnx.convert", r"Opset \d+ is lower than the recommended")
-    # The check removes duplicated tied weights (an LM head sharing the embeddings); a sequence
-    # classifier has no tied weights, so without accelerate nothing is missed.
-    hide_log_messages("optimum.exporters.onnx.base", r"Weight deduplication check")
-    # optimum still passes `torch_dtype`; transformers maps it to `dtype` itself.
-    for name in ("transformers.modeling_utils", "transformers.configuration_utils"):
-        hide_log_messages(name, r"`torch_dtype` is deprecated")
-    # transformers builds the mask's constant 1.0 with torch.tensor while tracing: the same on
-    # every call, which is the case the warning itself calls safe.
-    hide_warning(r"torch\.tensor results are registered as constants in the trace")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import onnxruntime as ort
 from common.cpu import this_cpu
 from common.labelled import read_eval_sample
 from export import quantize
+from export.notes import hide_library_notes
 from export.quantize import HOLDOUTS, Int8Limits
 from export.run import run as export_run
 from export.variants import VariantChecker
@@ -57,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    hide_library_notes()
     cpu = this_cpu()
     isas = args.isas or list(dict.fromkeys([quantize.isa_for(cpu), "avx2"]))
     out = args.out or Path("benchmarks/results") / cpu.slug()

@@ -6,11 +6,9 @@ integer kernels it was shaped for, so by default it is this CPU's (`--int8-isa`)
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,21 +60,6 @@ def preset(isa: str, exclude: list[str]):
     )
 
 
-@contextmanager
-def _no_preprocess_advice():
-    """Drop the quantizer's "consider pre-processing" note, logged on every call: its
-    pre-processing is shape inference and graph fusion, which optimum's export and the
-    optimizer have already done here."""
-    root = logging.getLogger()
-    advice = logging.Filter()
-    advice.filter = lambda record: "pre-processing before quantization" not in record.getMessage()
-    root.addFilter(advice)
-    try:
-        yield
-    finally:
-        root.removeFilter(advice)
-
-
 def held_out_nodes(model_path: Path, holdout: str) -> list[str]:
     """Names of the MatMul nodes that `holdout` keeps in fp32."""
     import onnx
@@ -103,7 +86,7 @@ def quantize(out: Path, source: str, target: str, *, isa: str, holdout: str) -> 
     config = preset(isa, exclude)
     ops = {n.op_type for n in onnx.load(str(out / source), load_external_data=False).graph.node}
     fused = "Attention" in ops
-    with tempfile.TemporaryDirectory(dir=out) as scratch, _no_preprocess_advice():
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
         made = Path(scratch) / target
         quantize_dynamic(
             out / source,
