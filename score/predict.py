@@ -16,7 +16,6 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from common.errors import UserError
-from common.fidelity import first_non_finite_row
 from common.fidelity import sigmoid as sigmoid64
 from common.sessions import CUDA_FIX, cuda_usable, open_session
 from score.model_folder import choose_variant, read_model_folder, resolve_max_len
@@ -138,9 +137,9 @@ class Scorer:
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             logits = self.run_batch(self.padded_batch(tokens, rows))
-            if first_non_finite_row(logits) is not None:
-                bad = rows[~np.isfinite(logits).all(axis=1)].min()
-                raise UserError(self._non_finite_message(first_row + int(bad)))
+            finite = np.isfinite(logits).all(axis=1)  # one pass over the batch's logits
+            if not finite.all():
+                raise UserError(self._non_finite_message(first_row + int(rows[~finite].min())))
             probs[rows] = sigmoid(logits)
         return probs
 
