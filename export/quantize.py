@@ -6,6 +6,7 @@ integer kernels it was shaped for, so by default it is this CPU's (`--int8-isa`)
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import tempfile
@@ -128,6 +129,15 @@ class Int8Limits:
     min_flag_agreement: float = 0.995
     max_auc_drop: float = 0.002
 
+    @property
+    def rows_to_bind(self) -> int:
+        """--eval-data rows from which one flipped flag (or one reordered near-tie) no longer
+        breaks the flag and ROC-AUC limits alone: 200 at 99.5%. Below it they measure nothing.
+        """
+        if self.min_flag_agreement >= 1:
+            return 1
+        return math.ceil(1 / (1 - self.min_flag_agreement) - 1e-9)
+
     def broken(self, figures: dict) -> list[str]:
         """The limits `figures` break, each as 'what measured > limit'."""
         out = []
@@ -135,9 +145,7 @@ class Int8Limits:
             out.append(f"max abs diff {figures['max_abs_diff']:.3f} > {self.max_diff}")
         if not figures["p99_abs_diff"] <= self.p99_diff:
             out.append(f"p99 abs diff {figures['p99_abs_diff']:.3f} > {self.p99_diff}")
-        # On fewer rows than one flip in 1/(1 - min agreement), one flipped flag or one reordered
-        # near-tie breaks these alone: they bind from 200 --eval-data rows (at 99.5%).
-        if figures.get("sample_rows", 0) * (1 - self.min_flag_agreement) < 1:
+        if figures.get("sample_rows", 0) < self.rows_to_bind:
             return out
         agree = figures.get("flag_agreement_min")
         if agree is not None and agree < self.min_flag_agreement:

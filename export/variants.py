@@ -93,6 +93,7 @@ class VariantChecker:
         reference = np.concatenate([self.reference["parity"], self.reference["sample"]])
         figures = agreement(reference, every)
         figures["sample_rows"] = len(self.texts)
+        figures["rows_to_bind"] = limits.rows_to_bind  # score's --variant auto reads both
         if self.thresholds is not None and len(self.texts):
             flags = agreement(self.reference["sample"], probs["sample"], self.thresholds)
             figures.update({k: v for k, v in flags.items() if "flag" in k})

@@ -14,9 +14,6 @@ CPU_RULE = [
     (("avx512_vnni", "avx_vnni"), "int8", "VNNI does int8 dot products in one instruction"),
 ]
 CPU_OTHERWISE = "no VNNI or AMX, so int8 gains little"
-# export binds int8's flag limit from this many --eval-data rows (1 / (1 - 99.5%)): below it,
-# auto does not trust int8 (python -m export --help, "int8 fidelity").
-MIN_EVAL_ROWS = 200
 # Where the preferred variant is missing or not within its fidelity limit, in this order.
 FALLBACK = {"cpu": ["optimized", "fp32"], "cuda": ["fp16", "optimized", "fp32"]}
 
@@ -52,8 +49,8 @@ def cpu_preference(flags: frozenset[str]) -> tuple[str, str]:
 def int8_problem(record: dict | None) -> str | None:
     """None when export.json says int8 passed its fidelity limits on enough real rows, else
     what is wrong. On the 8 parity texts alone int8 can pass and still stray on real comments
-    (max gap 0.116 on 2,000 real ones for a model that passed them), so auto asks for the
-    --eval-data rows that make export's flag limit bind."""
+    (max gap 0.116 on 2,000 real ones for a model that passed them), so auto asks for as many
+    --eval-data rows as export needed to bind its flag limit (`rows_to_bind`)."""
     if not record:
         return "export.json has no entry for it; re-export"
     fidelity = record.get("fidelity") or {}
@@ -61,10 +58,12 @@ def int8_problem(record: dict | None) -> str | None:
         return "export.json records no int8 fidelity check (exported before it had one); re-export"
     if not fidelity["passed"]:
         return "export.json says it is past its fidelity limits"
-    rows = fidelity.get("sample_rows", 0)
-    if rows < MIN_EVAL_ROWS:
+    rows, needed = fidelity.get("sample_rows", 0), fidelity.get("rows_to_bind")
+    if needed is None:
+        return "export.json records no --eval-data row count for it (an older export); re-export"
+    if rows < needed:
         return (
-            f"it was checked on {rows} --eval-data rows, fewer than {MIN_EVAL_ROWS}; re-export "
+            f"it was checked on {rows} --eval-data rows, fewer than {needed}; re-export "
             "with --eval-data (a labelled sample of your comments) or pass --variant int8"
         )
     return None

@@ -208,3 +208,13 @@ def test_int8_study_measures_every_choice(tmp_path, trained_model_dir):
         if "max_abs_diff" in row:  # the verdict is export's own rule on the recorded figures
             assert row["within_targets"] == (not Int8Limits().broken(row))
     assert "| int8 fused | avx2 | ffn |" in (tmp_path / "r" / "int8_study.md").read_text()
+
+
+def test_flag_limits_bind_from_one_flip_in_the_allowed_share():
+    from export.quantize import Int8Limits
+
+    assert Int8Limits().rows_to_bind == 200  # 99.5%: one flip in 200 rows is the whole margin
+    assert Int8Limits(min_flag_agreement=0.99).rows_to_bind == 100
+    figures = {"max_abs_diff": 0.0, "p99_abs_diff": 0.0, "flag_agreement_min": 0.99}
+    assert Int8Limits().broken({**figures, "sample_rows": 199}) == []
+    assert Int8Limits().broken({**figures, "sample_rows": 200}) == ["flag agreement 99.00% < 99.5%"]

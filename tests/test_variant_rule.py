@@ -23,7 +23,12 @@ SAPPHIRE_RAPIDS = ZEN4 | {"amx_tile", "amx_int8", "amx_bf16"}
 ALDER_LAKE = AVX2 | {"avx_vnni"}  # client CPUs: VNNI on 256-bit vectors
 ARM = frozenset({"fp", "asimd", "asimddp"})
 CPU_VARIANTS = {"fp32", "optimized", "int8"}
-PASSED = {"int8": {"max_abs_diff": 0.031, "fidelity": {"passed": True, "sample_rows": 2000}}}
+PASSED = {
+    "int8": {
+        "max_abs_diff": 0.031,
+        "fidelity": {"passed": True, "sample_rows": 2000, "rows_to_bind": 200},
+    }
+}
 
 
 @pytest.mark.parametrize(
@@ -49,8 +54,14 @@ def test_cpu_flags_decide_between_int8_and_optimized(flags, expected, named):
     [
         ({"limit": None, "max_abs_diff": 0.02}, "no int8 fidelity check"),  # before issue 12
         ({"max_abs_diff": 0.01, "fidelity": {"passed": False}}, "past its fidelity limits"),
-        ({"fidelity": {"passed": True, "sample_rows": 0}}, "checked on 0 --eval-data rows"),
-        ({"fidelity": {"passed": True, "sample_rows": 199}}, "fewer than 200; re-export"),
+        (
+            {"fidelity": {"passed": True, "sample_rows": 0, "rows_to_bind": 200}},
+            "checked on 0 --eval-data rows",
+        ),
+        (
+            {"fidelity": {"passed": True, "sample_rows": 199, "rows_to_bind": 200}},
+            "fewer than 200; re-export",
+        ),
         (None, "no entry"),
     ],
 )
