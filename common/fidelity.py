@@ -28,7 +28,7 @@ def max_abs_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
     reference, candidate = np.asarray(reference), np.asarray(candidate)
     if reference.shape != candidate.shape:
         raise ValueError(f"shapes differ: {reference.shape} and {candidate.shape}")
-    if first_non_finite_row(reference) is not None or first_non_finite_row(candidate) is not None:
+    if not (np.isfinite(reference).all() and np.isfinite(candidate).all()):
         return float("inf")
     return float(np.abs(reference.astype(np.float64) - candidate).max()) if reference.size else 0.0
 
