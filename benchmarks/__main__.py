@@ -16,9 +16,9 @@ from common.cli import HelpFormatter, positive_int, run_stage, setup_logging
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Time PyTorch against each exported onnxruntime variant and the scorer end "
-        "to end on the same real comments, measure ROC-AUC on a labelled CSV, and write "
-        "report.md, results.json and a chart under --out/<machine>. "
+        description="Time PyTorch against each exported variant (onnxruntime; bf16 on OpenVINO) "
+        "and the scorer end to end on the same real comments, measure ROC-AUC on a labelled "
+        "CSV, and write report.md, results.json and a chart under --out/<machine>. "
         "Example: python -m benchmarks all --device cpu --rows 2000",
         formatter_class=HelpFormatter,
     )

@@ -1,5 +1,5 @@
-"""The engines under test: PyTorch (torch_engines.py), onnxruntime through the scorer, the scorer
-end to end.
+"""The engines under test: PyTorch (torch_engines.py), each exported variant through the scorer
+(onnxruntime, or OpenVINO for bf16), the scorer end to end.
 
 Every engine goes from a list of texts to float32 probabilities, tokenization included. It is
 prepared with the texts (untimed), called (timed), then asked for its probabilities (untimed).
@@ -13,19 +13,26 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from benchmarks.targets import engine_name, runtime
 from benchmarks.torch_engines import TorchEngine, torch_precisions
 from common.errors import UserError
 
-ORT_VARIANTS = {"cpu": ["fp32", "optimized", "int8"], "cuda": ["fp32", "optimized", "fp16"]}
-ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# The exported variants each device runs through the scorer (bf16: OpenVINO, the rest onnxruntime).
+SCORER_VARIANTS = {
+    "cpu": ["fp32", "optimized", "int8", "bf16"],
+    "cuda": ["fp32", "optimized", "fp16"],
+}
+# What a session on each device reports as its provider (OpenVINO's names its precision after).
+SESSION_PROVIDERS = {
+    "cpu": ("CPUExecutionProvider", "OpenVINO CPU"),
+    "cuda": ("CUDAExecutionProvider",),
+}
 # The arithmetic each exported variant does, to read its speed against the matching GEMM ceiling.
-ARITH = {"fp32": "fp32", "optimized": "fp32", "fp16": "fp16", "int8": "int8"}
+ARITH = {"fp32": "fp32", "optimized": "fp32", "fp16": "fp16", "int8": "int8", "bf16": "bf16"}
 
 
 class ScorerEngine:
     """One exported variant through the scorer's `Scorer.predict` (its own batching)."""
-
-    group = "onnxruntime"
 
     def __init__(self, onnx_dir: Path, variant: str, *, provider, batch_size, threads):
         from score.predict import Scorer
@@ -36,7 +43,8 @@ class ScorerEngine:
         )
         used = self.scorer.session.get_providers()[0]
         check_provider(f"variant {variant}", provider, self.scorer.provider, used)
-        self.name, self.precision, self.arith = f"onnxruntime-{variant}", variant, ARITH[variant]
+        self.name, self.precision, self.arith = engine_name(variant), variant, ARITH[variant]
+        self.group = runtime(variant)
         self.batching = "the scorer's length bucketing"
         self.provider = self.scorer.provider
         self.info = {
@@ -121,7 +129,7 @@ class EndToEndEngine:
 def check_provider(what: str, asked: str, reported: str, session_provider: str | None) -> None:
     """A session that asked for CUDA and fell back to the CPU must never pass as a GPU figure."""
     wrong = reported != asked or (
-        session_provider is not None and session_provider != ORT_PROVIDERS[asked]
+        session_provider is not None and not session_provider.startswith(SESSION_PROVIDERS[asked])
     )
     if wrong:
         raise UserError(
@@ -139,7 +147,7 @@ def make_engines(
     arithmetics, left_out = torch_precisions(device, flags)
     engines = [TorchEngine(model, tokenizer, padded=True, **common)]
     engines += [TorchEngine(model, tokenizer, padded=False, arith=a, **common) for a in arithmetics]
-    engines += ort_engines(onnx_dir, export_record, device, batch_size, threads)
+    engines += scorer_engines(onnx_dir, export_record, device, batch_size, threads)
     options = {"provider": device, "batch_size": batch_size, "threads": threads, "workdir": workdir}
     engines.append(EndToEndEngine(onnx_dir, export_record["labels"], **options))
     int8 = device == "cpu" and "int8" in export_record["variants"]
@@ -156,11 +164,11 @@ def default_variant(onnx_dir: Path, device: str, flags: frozenset[str]) -> str:
     return choose_variant(read_model_folder(onnx_dir), "auto", device, flags)
 
 
-def ort_engines(onnx_dir, export_record, device, batch_size, threads) -> list[ScorerEngine]:
+def scorer_engines(onnx_dir, export_record, device, batch_size, threads) -> list[ScorerEngine]:
     present = export_record["variants"]
     return [
         ScorerEngine(onnx_dir, v, provider=device, batch_size=batch_size, threads=threads)
-        for v in ORT_VARIANTS[device]
+        for v in SCORER_VARIANTS[device]
         if v in present
     ]
 
@@ -170,6 +178,6 @@ def missing_variants(export_record: dict, device: str) -> dict:
     skipped = export_record.get("skipped", {})
     return {
         v: skipped.get(v, "not in export.json")
-        for v in ORT_VARIANTS[device]
+        for v in SCORER_VARIANTS[device]
         if v not in export_record["variants"]
     }

@@ -17,6 +17,7 @@ def usable_cores() -> int:
 def describe(device: str, threads: int) -> dict:
     import numpy
     import onnxruntime
+    import openvino
     import polars
     import torch
     import transformers
@@ -27,6 +28,7 @@ def describe(device: str, threads: int) -> dict:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
+        "openvino": openvino.__version__.split("-")[0],
         "transformers": transformers.__version__,
         "numpy": numpy.__version__,
         "polars": polars.__version__,

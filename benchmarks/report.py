@@ -78,11 +78,12 @@ def _setup(record: dict) -> list[str]:
         ("max length, batch size", f"{s['max_length']}, {s['batch_size']}"),
         ("repeats", f"{s['repeats']} after a warm-up, interleaved across engines"),
         ("CPU", f"{env['cpu']}, {env['cores']} usable cores ({', '.join(env['cpu_flags'])})"),
-        ("threads", f"{env['threads']} (torch {env['torch_threads']}, onnxruntime sessions "
-         f"{env['threads']}, end-to-end scorer {env['threads']})"),
+        ("threads", f"{env['threads']} (torch {env['torch_threads']}, onnxruntime and OpenVINO "
+         f"sessions {env['threads']}, end-to-end scorer {env['threads']})"),
         ("CPU busy before / after (other work)", f"{busy[0]} / {busy[1]} cores"),
         ("versions", f"torch {env['torch']}, onnxruntime {env['onnxruntime']}, "
-         f"transformers {env['transformers']}, python {env['python']}"),
+         f"openvino {env.get('openvino', '-')}, transformers {env['transformers']}, "
+         f"python {env['python']}"),
     ]  # fmt: skip
     if env.get("gpu"):
         gpu = f"{env['gpu']} (driver {env.get('gpu_driver')}, {env.get('gpu_memory')})"
@@ -216,7 +217,12 @@ def chart(record: dict, path: Path) -> None:
     medians = [speed[n]["rows_per_s"] for n in names]
     low = [max(0, speed[n]["rows_per_s"] - speed[n]["rows_per_s_min"]) for n in names]
     high = [max(0, speed[n]["rows_per_s_max"] - speed[n]["rows_per_s"]) for n in names]
-    colors = {"pytorch": "#8c8c8c", "onnxruntime": "#1f77b4", "end-to-end": "#2ca02c"}
+    colors = {
+        "pytorch": "#8c8c8c",
+        "onnxruntime": "#1f77b4",
+        "openvino": "#9467bd",
+        "end-to-end": "#2ca02c",
+    }
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
     ax.barh(names, medians, xerr=[low, high], color=[colors[speed[n]["group"]] for n in names])
     best = targets.best_pytorch(speed)

@@ -4,11 +4,23 @@ the figures that say why (rates, and how far each engine is from its arithmetic'
 
 from __future__ import annotations
 
+from common.artifacts import OPENVINO_VARIANTS
+
 SEED = "pytorch-fp32-padded"
 REFERENCE = "pytorch-fp32-bucketed"
 E2E = "scorer-end-to-end"
 AUC_TOLERANCE = 0.002  # issue 12's bound on int8's macro ROC-AUC change, for any default variant
 UNIT = {"int8": "GOP/s"}  # integer operations; every other arithmetic counts GFLOP/s
+
+
+def runtime(variant: str) -> str:
+    """What runs an exported variant in the scorer: OpenVINO for bf16, onnxruntime otherwise."""
+    return "openvino" if variant in OPENVINO_VARIANTS else "onnxruntime"
+
+
+def engine_name(variant: str) -> str:
+    """The throughput table's name of a variant run through the scorer, e.g. `openvino-bf16`."""
+    return f"{runtime(variant)}-{variant}"
 
 
 def ranked(speed: dict) -> dict:
@@ -71,7 +83,7 @@ def _absolute(speed: dict, name: str, goal: float, what: str) -> dict:
 def _auc(record: dict) -> dict:
     """The scorer's default variant must score as PyTorch does on the labelled rows."""
     variant = record["throughput"]["engines"].get(E2E, {}).get("variant")
-    name = f"onnxruntime-{variant}"
+    name = engine_name(variant)
     row = {
         "target": f"macro ROC-AUC change of the default variant ({variant}) vs PyTorch fp32",
         "goal": f"within {AUC_TOLERANCE} either way",
@@ -139,7 +151,7 @@ def _ceilings(record: dict, need: float) -> str:
 
 def _model_engine(speed: dict, name: str) -> str:
     """The Scorer.predict engine of the variant an end-to-end run used (model only, no I/O)."""
-    same = f"onnxruntime-{speed[name].get('variant')}"
+    same = engine_name(speed[name].get("variant"))
     return same if name.startswith(E2E) and same in speed else name
 
 

@@ -11,12 +11,12 @@ import warnings
 import numpy as np
 import torch
 
+from common import cpu
+
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# CPUs whose bf16 matrix multiplies run in hardware; elsewhere oneDNN converts bf16 in software.
-BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 NO_BF16 = (
-    "this CPU has neither avx512_bf16 nor amx_bf16, so bf16 autocast converts in software and "
-    "runs slower than fp32: no user would pick it"
+    f"{cpu.NO_BF16}, so bf16 autocast converts in software and runs slower than fp32: no user "
+    "would pick it"
 )
 NO_INT8_ON_CUDA = "PyTorch's dynamic int8 (quantize_dynamic) runs on the CPU only"
 
@@ -25,7 +25,7 @@ def torch_precisions(device: str, flags: frozenset[str]) -> tuple[list[str], dic
     """The bucketed PyTorch precisions worth timing here, and why each other one is left out."""
     if device == "cuda":
         return ["fp32", "bf16", "fp16"], {"int8": NO_INT8_ON_CUDA}
-    if any(f in flags for f in BF16_FLAGS):
+    if cpu.bf16_flag(flags):
         return ["fp32", "bf16", "int8"], {}
     return ["fp32", "int8"], {"bf16": NO_BF16}
 

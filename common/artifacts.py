@@ -13,7 +13,9 @@ VARIANT_FILES = {
     "optimized": "model_optimized.onnx",
     "fp16": "model_fp16.onnx",
     "int8": "model_int8.onnx",
+    "bf16": "model.onnx",  # the same file, run by OpenVINO in bf16 (common/openvino_session.py)
 }
+OPENVINO_VARIANTS = {"bf16"}
 
 
 def config_labels(folder: Path, fix: str) -> list[str]:

@@ -25,6 +25,16 @@ KEY_FLAGS = (
     "asimddp",
 )
 
+# CPUs whose bf16 dot products run in hardware; elsewhere bf16 is converted in software (PyTorch)
+# or quietly run as fp32 (OpenVINO).
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+NO_BF16 = "this CPU has neither avx512_bf16 nor amx_bf16"
+
+
+def bf16_flag(flags: frozenset[str]) -> str | None:
+    """The flag that makes bf16 arithmetic run in hardware on this CPU, or None."""
+    return next((f for f in BF16_FLAGS if f in flags), None)
+
 
 @dataclass(frozen=True)
 class CpuFacts:

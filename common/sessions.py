@@ -7,7 +7,9 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from common.artifacts import OPENVINO_VARIANTS
 from common.errors import UserError
+from common.openvino_session import OpenVinoSession
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # The installed onnxruntime-gpu wheel is built for CUDA 13 and cuDNN 9; its own extras bring
@@ -16,6 +18,19 @@ CUDA_FIX = (
     'onnxruntime-gpu needs CUDA 13 and cuDNN 9: pip install "onnxruntime-gpu[cuda,cudnn]" '
     "(or a CUDA 13 build of torch)"
 )
+
+
+def open_variant(
+    variant: str,
+    path: Path,
+    provider: str,
+    threads: int | None = None,
+    cpu_flag: str = "--provider cpu",
+):
+    """onnxruntime for every variant but bf16, which OpenVINO runs in bf16 on the CPU."""
+    if variant in OPENVINO_VARIANTS:
+        return OpenVinoSession(path, variant, threads)
+    return open_session(path, provider, threads, cpu_flag)
 
 
 def open_session(

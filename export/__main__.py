@@ -1,4 +1,5 @@
-"""Export the trained model to ONNX (plain, graph-optimized, int8, and fp16 on CUDA) with parity.
+"""Export the trained model to ONNX (plain, graph-optimized, int8, fp16 on CUDA, bf16 on OpenVINO)
+with parity.
 
 python -m export --opset 17
 """
@@ -51,10 +52,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="dynamic int8 quantization for the CPU",
     )
     q = p.add_argument_group(
-        "int8 fidelity",
+        "int8 (and bf16) fidelity",
         "int8 is checked against PyTorch on the parity texts and the --eval-data rows; past any "
         "limit the next fp32 holdout is tried, and past them all int8 is not written (exit 1). "
-        "Looser limits let int8 flip more flags at the training thresholds (see the README).",
+        "Looser limits let int8 flip more flags at the training thresholds (see the README). "
+        "The four limits bind the bf16 variant too.",
     )
     q.add_argument(
         "--int8-isa",
@@ -110,6 +112,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "parity is checked on CUDA)",
     )
     p.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="check model.onnx run by OpenVINO in bf16 on the CPU, held to the int8 fidelity "
+        "limits (default: where this CPU has avx512_bf16 or amx_bf16, the only CPUs where "
+        "bf16 runs in hardware)",
+    )
+    p.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default="auto",
@@ -155,6 +165,7 @@ def _export(args: argparse.Namespace) -> dict:
         optimized=args.optimized,
         int8=args.int8,
         fp16=args.fp16,
+        bf16=args.bf16,
         device=args.device,
         eval_data=args.eval_data,
         eval_rows=args.eval_rows,

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                     target = f"int8-{graph}-{isa}-{holdout}.onnx"
                     path, _ = quantize.quantize(folder, source, target, isa=isa, holdout=holdout)
                     _, probs = checker.check("int8", path, "cpu")
-                    figures, broken = checker.int8_fidelity(probs, TARGETS)
+                    figures, broken = checker.fidelity(probs, TARGETS)
                     figures.pop("limits")
                     rows[(graph, isa, holdout)] = {**figures, "within_targets": not broken}
                     files[(graph, isa, holdout)] = path

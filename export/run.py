@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from common.artifacts import VARIANT_FILES
-from common.cpu import this_cpu
+from common.cpu import NO_BF16, bf16_flag, this_cpu
 from common.errors import ParityError, UserError
 from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
@@ -35,6 +35,7 @@ def run(
     optimized: bool = True,
     int8: bool = True,
     fp16: bool | None = None,
+    bf16: bool | None = None,
     device: str = "auto",
     eval_data: Path | None = None,
     eval_rows: int = 2000,
@@ -47,12 +48,15 @@ def run(
 ) -> dict:
     """Export, check each variant against PyTorch, and move the folder into place.
 
-    `int8_isa="auto"` is this CPU's preset; `int8_fp32="auto"` tries INT8_HOLDOUT_ORDER.
+    `int8_isa="auto"` is this CPU's preset; `int8_fp32="auto"` tries INT8_HOLDOUT_ORDER;
+    `bf16=None` checks bf16 where this CPU runs it in hardware.
     """
     config = checks.check_model_dir(model_dir)
     check_target(out, force, folder=True)
     checks.check_opset(opset)
-    isa = quantize.isa_for(this_cpu()) if int8_isa == "auto" else int8_isa
+    cpu = this_cpu()
+    isa = quantize.isa_for(cpu) if int8_isa == "auto" else int8_isa
+    bf16 = resolve_bf16(bf16, cpu.flags)
     cuda = _resolve_cuda(device)
     if fp16 and not cuda:
         raise UserError(
@@ -72,9 +76,11 @@ def run(
         checker = _checker(model_dir, tmp, labels, sample)
         record = {"max_length": checker.max_len, "variants": {}, "failed": {}}
         _plain_variants(checker, tmp, record, optimized=optimized, fp16=fp16)
+        limits = int8_limits or Int8Limits()
+        if bf16:
+            _bf16_variant(checker, tmp, record, limits)
         if int8:
             holdouts = INT8_HOLDOUT_ORDER if int8_fp32 == "auto" else (int8_fp32,)
-            limits = int8_limits or Int8Limits()
             _int8_variant(checker, tmp, record, isa, holdouts, limits, int8_graph)
         if sample is not None:
             record["eval"] = _eval_section(checker, record)
@@ -82,7 +88,7 @@ def run(
             source=str(model_dir),
             opset=opset,
             labels=labels,
-            skipped=_skipped(fp16, cuda, int8),
+            skipped=_skipped(fp16, cuda, int8, bf16, cpu.flags),
             versions=_versions(),
             axes=_axes(tmp / VARIANT_FILES["fp32"]),
         )
@@ -143,6 +149,36 @@ def _plain_variants(checker, tmp: Path, record: dict, *, optimized: bool, fp16: 
             raise ParityError(f"{entry['why']}; no ONNX model was written")
 
 
+def resolve_bf16(requested: bool | None, flags: frozenset[str]) -> bool:
+    """Whether to check the bf16 variant: by default where this CPU runs bf16 in hardware, the
+    only place its figures mean anything (elsewhere OpenVINO quietly runs fp32)."""
+    if requested and not bf16_flag(flags):
+        raise UserError(
+            f"--bf16 needs a CPU that runs bf16 in hardware to check it and {NO_BF16}; export on "
+            "a CPU with avx512_bf16 or amx_bf16, or pass --no-bf16"
+        )
+    return bool(bf16_flag(flags)) if requested is None else requested
+
+
+def _bf16_variant(checker, tmp: Path, record: dict, limits: Int8Limits) -> None:
+    """model.onnx run by OpenVINO in bf16, kept in export.json when within `limits`."""
+    path = tmp / VARIANT_FILES["bf16"]
+    extra = {"runtime": "openvino", "precision": "bf16"}
+    entry, probs = checker.check("bf16", path, "cpu", extra)
+    entry["fidelity"], broken = checker.fidelity(probs, limits)
+    entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
+    _log("bf16", entry)
+    if not broken:
+        record["variants"]["bf16"] = entry
+        return
+    entry["why"] = (
+        f"bf16 (OpenVINO) breaks its fidelity limits: {'; '.join(broken)}; loosen them with "
+        "--int8-max-diff/--int8-p99-diff/--int8-min-agreement/--int8-max-auc-drop or pass "
+        "--no-bf16"
+    )
+    record["failed"]["bf16"] = entry
+
+
 def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) -> None:
     """Quantize with the first fp32 holdout that keeps int8 within `limits`; else refuse it.
 
@@ -163,7 +199,7 @@ def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) 
             holdout=holdout,
         )
         entry, probs = checker.check("int8", path, "cpu", info)
-        entry["fidelity"], broken = checker.int8_fidelity(probs, limits)
+        entry["fidelity"], broken = checker.fidelity(probs, limits)
         entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
         _log("int8", entry)
         tried.append({"fp32_holdout": holdout, "broken": broken})
@@ -210,8 +246,9 @@ def _log(name: str, entry: dict) -> None:
     if fidelity is None:
         detail = f"{_gap(entry)} (limit {entry['limit']:.0e})"
     else:
+        held = f"{entry['fp32_holdout']} held in fp32; " if "fp32_holdout" in entry else ""
         detail = (
-            f"{entry['fp32_holdout']} held in fp32; on {fidelity['rows']} texts max abs diff "
+            f"{held}on {fidelity['rows']} texts max abs diff "
             f"{fidelity['max_abs_diff']:.3f}, p99 {fidelity['p99_abs_diff']:.3f}"
         )
         if "flag_agreement_min" in fidelity:
@@ -230,8 +267,14 @@ def _resolve_cuda(device: str) -> bool:
     return usable
 
 
-def _skipped(fp16: bool, cuda: bool, int8: bool) -> dict:
+def _skipped(fp16: bool, cuda: bool, int8: bool, bf16: bool, flags: frozenset[str]) -> dict:
     skipped = {} if int8 else {"int8": "turned off with --no-int8"}
+    if not bf16:
+        skipped["bf16"] = (
+            "turned off with --no-bf16"
+            if bf16_flag(flags)
+            else f"{NO_BF16}, so its bf16 could not be checked here; export on such a CPU"
+        )
     if fp16:
         return skipped
     why = (

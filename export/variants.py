@@ -3,7 +3,7 @@
 Every variant is compared on the parity texts (and on the `--eval-data` sample when given); a
 NaN or inf anywhere is an infinite gap, so it always fails. int8 has its own fidelity limits:
 the largest and 99th-percentile probability gap, flag agreement at the model's thresholds, and
-the macro ROC-AUC change when the sample has labels.
+the macro ROC-AUC change when the sample has labels; bf16 (OpenVINO) is held to the same limits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from common.errors import ParityError
 from common.fidelity import agreement, max_abs_diff
 from common.metrics import macro_auc
-from common.sessions import open_session
+from common.sessions import open_variant
 from export.parity import PARITY_TEXTS, ort_probs, parity_probs, predict_all, torch_probs
 from export.quantize import Int8Limits
 
@@ -58,7 +58,7 @@ class VariantChecker:
         self, name: str, path: Path, provider: str, extra: dict | None = None
     ) -> tuple[dict, dict[str, np.ndarray]]:
         """The variant's record (parity gap, and sample figures if any) and its probabilities."""
-        session = open_session(path, provider, cpu_flag="--no-fp16")
+        session = open_variant(name, path, provider, cpu_flag="--no-fp16")
         probs = self._probs(lambda enc: ort_probs(session, enc))
         entry = {
             "file": path.name,
@@ -81,8 +81,8 @@ class VariantChecker:
             figures["roc_auc_change"] = figures["roc_auc_macro"] - self.reference_auc
         return figures
 
-    def int8_fidelity(self, probs: dict, limits: Int8Limits) -> tuple[dict, list[str]]:
-        """int8 against PyTorch: the figures, and the limits it breaks.
+    def fidelity(self, probs: dict, limits: Int8Limits) -> tuple[dict, list[str]]:
+        """int8 or bf16 against PyTorch: the figures, and the limits it breaks.
 
         The probability gaps cover every checked text; flag agreement covers the --eval-data
         rows only; it and the ROC-AUC change bind only when those rows are enough for one

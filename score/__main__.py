@@ -66,11 +66,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--variant",
-        choices=["auto", "fp32", "optimized", "fp16", "int8"],
+        choices=["auto", "fp32", "optimized", "fp16", "int8", "bf16"],
         default="auto",
-        help="auto = fp16 on CUDA; on the CPU int8 where the CPU has VNNI or AMX and export.json "
-        "says int8 is within its fidelity limit, else optimized (score/variant_rule.py); the "
-        "summary line says which and why",
+        help="bf16 = model.onnx run by OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. "
+        "auto = fp16 on CUDA; on the CPU the first of bf16 (bf16 hardware), int8 (VNNI or AMX) "
+        "that export.json says is within its fidelity limits, else optimized "
+        "(score/variant_rule.py); the summary line says which and why",
     )
     p.add_argument(
         "--batch-size", type=positive_int, default=None, help="default: 64 on CPU, 256 on CUDA"

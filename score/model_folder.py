@@ -13,15 +13,22 @@ from pathlib import Path
 import numpy as np
 
 from common.artifacts import VARIANT_FILES
-from common.cpu import cpu_flags
+from common.cpu import NO_BF16, bf16_flag, cpu_flags
 from common.errors import UserError
 from common.jsonfile import read_json
 from score.variant_rule import auto_variant
 
 log = logging.getLogger("score")
 
-# fp16 is fused for and checked on CUDA; int8 is quantized for the CPU's integer kernels.
-RUNS_ON = {"fp32": {"cpu", "cuda"}, "optimized": {"cpu", "cuda"}, "fp16": {"cuda"}, "int8": {"cpu"}}
+# fp16 is fused for and checked on CUDA; int8 is quantized for the CPU's integer kernels; bf16 is
+# model.onnx run by OpenVINO on the CPU.
+RUNS_ON = {
+    "fp32": {"cpu", "cuda"},
+    "optimized": {"cpu", "cuda"},
+    "fp16": {"cuda"},
+    "int8": {"cpu"},
+    "bf16": {"cpu"},
+}
 FIX_FOLDER = "pass --model with a folder written by python -m export"
 
 
@@ -112,6 +119,12 @@ def variant_choice(
         raise UserError(
             f"--variant {requested} runs on {other.upper()} only and the provider is {provider}; "
             f"pass --provider {other} or another --variant"
+        )
+    flags = cpu_flags() if flags is None else flags
+    if requested == "bf16" and not bf16_flag(flags):
+        raise UserError(
+            f"--variant bf16 needs bf16 arithmetic in hardware and {NO_BF16} (OpenVINO would "
+            "quietly run fp32); pass --variant optimized or --variant auto"
         )
     if requested not in folder.variants:
         why = folder.skipped.get(requested, "not exported")

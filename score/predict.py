@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 
 from common.errors import UserError
 from common.fidelity import sigmoid as sigmoid64
-from common.sessions import CUDA_FIX, cuda_usable, open_session
+from common.sessions import CUDA_FIX, cuda_usable, open_variant
 from score.model_folder import choose_variant, read_model_folder, resolve_max_len
 
 log = logging.getLogger("score")
@@ -107,7 +107,9 @@ class Scorer:
             CUDA_BATCH_SIZE if self.provider == "cuda" else CPU_BATCH_SIZE
         )
         self.tokenizer = TextTokenizer(folder.tokenizer_file, self.max_len)
-        self.session = open_session(folder.variants[self.variant], self.provider, threads)
+        self.session = open_variant(
+            self.variant, folder.variants[self.variant], self.provider, threads
+        )
         self.input_names = {i.name for i in self.session.get_inputs()}
         log.info(
             "model %s: %s (%s) on %s, %d labels, max length %d",

@@ -6,15 +6,18 @@ tested with the flags of every kind of CPU. Change the tables here after measuri
 
 from __future__ import annotations
 
-# On the CPU, the first row whose flags the CPU has (any one of them) names the preferred variant.
-# Provisional until the benchmarks decide (issue 13): VNNI and AMX do int8 dot products in one
-# instruction, so int8 is fast there; without them int8 gains little over optimized fp32.
+from common.cpu import BF16_FLAGS
+
+# On the CPU, each row whose flags the CPU has (any one of them) names a variant to try, in this
+# order; measured on Zen 4 (benchmarks/results/amd-epyc-avx512-vnni-bf16): bf16 on OpenVINO 535
+# rows/s, faithful int8 254, optimized fp32 234 (model only, 2 threads, real comments).
 CPU_RULE = [
+    (BF16_FLAGS, "bf16", "OpenVINO runs its bf16 matrix multiplies in hardware"),
     (("amx_int8",), "int8", "AMX multiplies int8 matrices in tiles"),
     (("avx512_vnni", "avx_vnni"), "int8", "VNNI does int8 dot products in one instruction"),
 ]
-CPU_OTHERWISE = "no VNNI or AMX, so int8 gains little"
-# Where the preferred variant is missing or not within its fidelity limit, in this order.
+CPU_OTHERWISE = "no bf16 hardware, VNNI or AMX, so neither bf16 nor int8 gains much"
+# Where no preferred variant is usable, in this order.
 FALLBACK = {"cpu": ["optimized", "fp32"], "cuda": ["fp16", "optimized", "fp32"]}
 
 
@@ -26,24 +29,49 @@ def auto_variant(
         pick = next(v for v in FALLBACK["cuda"] if v in present)
         missing = FALLBACK["cuda"][: FALLBACK["cuda"].index(pick)]
         return pick, "on CUDA" + "".join(f"; {v} not exported" for v in missing)
-    preferred, why = cpu_preference(flags)
-    if preferred == "int8":
-        problem = "not exported" if "int8" not in present else int8_problem(records.get("int8"))
+    passed_over = []
+    for variant, why in cpu_preferences(flags):
+        problem = PROBLEMS[variant](records.get(variant)) if variant in present else "not exported"
         if problem is None:
-            return "int8", f"{why}, and int8 is within its fidelity limit"
-        why = f"{why}, but int8 is not usable: {problem}"
+            picked = f"{why}, and {variant} is within its fidelity limits"
+            return variant, "; ".join([*passed_over, picked])
+        passed_over.append(f"{why}, but {variant} is not usable: {problem}")
+    why = "; ".join(passed_over) or f"this CPU has {CPU_OTHERWISE}"
     pick = next(v for v in FALLBACK["cpu"] if v in present)
     missing = FALLBACK["cpu"][: FALLBACK["cpu"].index(pick)]
     return pick, why + "".join(f"; {v} not exported" for v in missing)
 
 
-def cpu_preference(flags: frozenset[str]) -> tuple[str, str]:
-    """The variant this kind of CPU runs fastest (by the table above) and the reason."""
+def cpu_preferences(flags: frozenset[str]) -> list[tuple[str, str]]:
+    """The variants this kind of CPU runs faster than optimized fp32 (by the table above), fastest
+    first, each with the reason."""
+    preferences: dict[str, str] = {}
     for wanted, variant, why in CPU_RULE:
         have = [f for f in wanted if f in flags]
-        if have:
-            return variant, f"this CPU has {have[0]}: {why}"
-    return FALLBACK["cpu"][0], f"this CPU has {CPU_OTHERWISE}"
+        if have and variant not in preferences:
+            preferences[variant] = f"this CPU has {have[0]}: {why}"
+    return list(preferences.items())
+
+
+def fidelity_problem(variant: str, record: dict | None) -> str | None:
+    """None when export.json says `variant` passed its fidelity limits, else what is wrong."""
+    if not record:
+        return "export.json has no entry for it; re-export"
+    fidelity = record.get("fidelity") or {}
+    if fidelity.get("passed") is None:
+        return (
+            f"export.json records no {variant} fidelity check (exported before it had one); "
+            "re-export"
+        )
+    if not fidelity["passed"]:
+        return "export.json says it is past its fidelity limits"
+    return None
+
+
+def bf16_problem(record: dict | None) -> str | None:
+    """bf16 rounds every product's inputs to 8 significant bits, the same for every text, so
+    unlike int8 (whose per-batch scales follow outliers) the texts export checked suffice."""
+    return fidelity_problem("bf16", record)
 
 
 def int8_problem(record: dict | None) -> str | None:
@@ -51,13 +79,10 @@ def int8_problem(record: dict | None) -> str | None:
     what is wrong. On the 8 parity texts alone int8 can pass and still stray on real comments
     (max gap 0.116 on 2,000 real ones for a model that passed them), so auto asks for as many
     --eval-data rows as export needed to bind its flag limit (`rows_to_bind`)."""
-    if not record:
-        return "export.json has no entry for it; re-export"
-    fidelity = record.get("fidelity") or {}
-    if fidelity.get("passed") is None:
-        return "export.json records no int8 fidelity check (exported before it had one); re-export"
-    if not fidelity["passed"]:
-        return "export.json says it is past its fidelity limits"
+    problem = fidelity_problem("int8", record)
+    if problem is not None:
+        return problem
+    fidelity = record["fidelity"]
     rows, needed = fidelity.get("sample_rows", 0), fidelity.get("rows_to_bind")
     if needed is None:
         return "export.json records no --eval-data row count for it (an older export); re-export"
@@ -67,3 +92,6 @@ def int8_problem(record: dict | None) -> str | None:
             "with --eval-data (a labelled sample of your comments) or pass --variant int8"
         )
     return None
+
+
+PROBLEMS = {"bf16": bf16_problem, "int8": int8_problem}

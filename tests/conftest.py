@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.cpu import bf16_flag, cpu_flags
 from common.labelled import JIGSAW_LABELS
 
 # One thread: on a small shared machine, torch's default thread pool fights other jobs for the
@@ -24,6 +25,8 @@ torch.set_num_threads(1)
 
 LABELLED_HEADER = ["id", "comment_text", *JIGSAW_LABELS]
 COMMENTS_HEADER = ["id", "comment_text"]
+# export checks (and lists) the bf16 variant by default only where this CPU runs bf16 in hardware.
+BF16_HERE = {"bf16"} if bf16_flag(cpu_flags()) else set()
 
 # The flags of every quick CPU run: a few steps of the tiny model, a high learning rate so the
 # loss visibly falls, and a validation split large enough to hold both classes of `toxic`.

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import labelled_rows, write_comments_csv, write_labelled_csv
+from conftest import BF16_HERE, labelled_rows, write_comments_csv, write_labelled_csv
 
 from benchmarks import machine
 from benchmarks.__main__ import main
 from benchmarks.report import markdown as report_markdown
-from benchmarks.targets import best_pytorch
+from benchmarks.targets import best_pytorch, engine_name
 from benchmarks.targets import check as targets_check
 from benchmarks.texts import generated_texts, load_texts
 from benchmarks.torch_engines import NO_BF16, NO_INT8_ON_CUDA, torch_precisions
-from common.cpu import cpu_flags, cpu_model
+from common.cpu import bf16_flag, cpu_flags, cpu_model
 from common.labelled import JIGSAW_LABELS
 from score.model_folder import read_model_folder, variant_choice
 
@@ -71,9 +71,10 @@ def cpu_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, onnx
 
 def expected_cpu_engines(flags: frozenset[str], default_variant: str) -> list[str]:
     torch_rows = [f"pytorch-{a}-bucketed" for a in torch_precisions("cpu", flags)[0]]
-    ort = ["onnxruntime-fp32", "onnxruntime-optimized", "onnxruntime-int8"]
+    scorer = ["onnxruntime-fp32", "onnxruntime-optimized", "onnxruntime-int8"]
+    scorer += ["openvino-bf16"] * (bf16_flag(flags) is not None)  # exported where bf16 is hardware
     e2e = ["scorer-end-to-end"] + ["scorer-end-to-end-int8"] * (default_variant != "int8")
-    return ["pytorch-fp32-padded", *torch_rows, *ort, *e2e]
+    return ["pytorch-fp32-padded", *torch_rows, *scorer, *e2e]
 
 
 def test_torch_precisions_follow_the_cpu_flags():
@@ -149,14 +150,15 @@ def test_every_engine_agrees_with_pytorch(cpu_run, onnx_dir: Path):
         assert engines[name]["max_abs_diff"] < 1e-4, name
     assert engines["pytorch-int8-bucketed"]["max_abs_diff"] < 0.05  # quantized: close, not equal
     assert engines["onnxruntime-int8"]["max_abs_diff"] < 0.1
-    if "pytorch-bf16-bucketed" in engines:
-        assert engines["pytorch-bf16-bucketed"]["max_abs_diff"] < 0.05  # 8-bit mantissa
+    for name in ("pytorch-bf16-bucketed", "openvino-bf16"):  # where the CPU has bf16
+        if name in engines:
+            assert 0 < engines[name]["max_abs_diff"] < 0.05, name  # 8-bit mantissa: close
     # The end-to-end run uses the scorer's default: its own rule, with this CPU's flags.
     e2e = engines["scorer-end-to-end"]
     assert (e2e["variant"], e2e["variant_reason"]) == variant_choice(
         read_model_folder(onnx_dir), "auto", "cpu", cpu_flags()
     )
-    same = engines[f"onnxruntime-{e2e['variant']}"]["max_abs_diff"]
+    same = engines[engine_name(e2e["variant"])]["max_abs_diff"]
     assert e2e["max_abs_diff"] == pytest.approx(same, abs=1e-6)
 
 
@@ -169,7 +171,8 @@ def test_quality_matches_a_direct_pytorch_auc(cpu_run, tiny_model_dir: Path):
     assert quality["rows"] == len(rows)
     names = list(quality["engines"])
     assert names[0] == "pytorch-fp32-bucketed" and "pytorch-int8-bucketed" in names
-    assert names[-3:] == ["onnxruntime-fp32", "onnxruntime-optimized", "onnxruntime-int8"]
+    scorer = ["onnxruntime-fp32", "onnxruntime-optimized", "onnxruntime-int8"]
+    assert names[-len(scorer) - len(BF16_HERE) :] == scorer + ["openvino-bf16"] * len(BF16_HERE)
     # PyTorch fp32 scored here one text at a time (no padding), AUC by sklearn.
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -198,7 +201,7 @@ def test_targets_are_the_ratios_of_the_measured_rates(cpu_run):
     torch_rates = {n: r["rows_per_s"] for n, r in speed.items() if n.startswith("pytorch-")}
     best = max(torch_rates, key=torch_rates.get)
     e2e = speed["scorer-end-to-end"]
-    default = f"onnxruntime-{e2e['variant']}"
+    default = engine_name(e2e["variant"])
     seed = "pytorch-fp32-padded"
     expected = [
         ("scorer end to end vs the best PyTorch", best, e2e["rows_per_s"] / torch_rates[best], 1.5),

@@ -13,7 +13,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import labelled_rows, write_labelled_csv
+from conftest import BF16_HERE, labelled_rows, write_labelled_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common.cpu import this_cpu
@@ -57,8 +57,9 @@ def test_folder_is_self_contained(onnx_dir: Path, trained_model_dir: Path):
     record = json.loads((onnx_dir / "export.json").read_text())
     assert record["opset"] == 17
     assert record["max_length"] == 64  # the training run's --max-len
-    assert set(record["variants"]) == {"fp32", "optimized", "int8"}
+    assert set(record["variants"]) == {"fp32", "optimized", "int8"} | BF16_HERE
     assert "fp16" in record["skipped"]  # no CUDA here: said, not silently missing
+    assert ("bf16" in record["skipped"]) is not bool(BF16_HERE)  # no bf16 hardware: said
     assert record["versions"]["onnxruntime"] == ort.__version__
     assert record["source"] == str(trained_model_dir)
     config = json.loads((onnx_dir / "config.json").read_text())
@@ -133,7 +134,7 @@ def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_
     ]
     assert main(args) == 0
     record = json.loads((out / "export.json").read_text())
-    assert set(record["variants"]) == {"fp32", "int8"}
+    assert set(record["variants"]) == {"fp32", "int8"} | BF16_HERE
     assert not (out / "model_optimized.onnx").exists()
     # The tiny model's probabilities nearly tie, so a 1e-7 difference can reorder a pair:
     # check the probabilities themselves, and only that the AUC change is small.

@@ -34,10 +34,10 @@ PASSED = {
 @pytest.mark.parametrize(
     ("flags", "expected", "named"),
     [
-        (AVX2, "optimized", "no VNNI or AMX"),
-        (AVX512, "optimized", "no VNNI or AMX"),
-        (ARM, "optimized", "no VNNI or AMX"),
-        (frozenset(), "optimized", "no VNNI or AMX"),  # /proc/cpuinfo unreadable
+        (AVX2, "optimized", "no bf16 hardware, VNNI or AMX"),
+        (AVX512, "optimized", "no bf16 hardware, VNNI or AMX"),
+        (ARM, "optimized", "no bf16 hardware, VNNI or AMX"),
+        (frozenset(), "optimized", "no bf16 hardware, VNNI or AMX"),  # /proc/cpuinfo unreadable
         (ZEN4, "int8", "avx512_vnni"),
         (ALDER_LAKE, "int8", "avx_vnni"),
         (SAPPHIRE_RAPIDS, "int8", "amx_int8"),  # AMX is named before VNNI
@@ -96,8 +96,10 @@ def test_explicit_variant_is_kept_with_its_reason(tmp_path: Path):
     assert variant_choice(folder, "fp32", "cpu", ZEN4) == ("fp32", "asked for with --variant")
     assert variant_choice(folder, "auto", "cpu", ZEN4) == (
         "fp32",
-        "auto: this CPU has avx512_vnni: VNNI does int8 dot products in one instruction, but "
-        "int8 is not usable: not exported; optimized not exported",
+        "auto: this CPU has avx512_bf16: OpenVINO runs its bf16 matrix multiplies in hardware, "
+        "but bf16 is not usable: not exported; this CPU has avx512_vnni: VNNI does int8 dot "
+        "products in one instruction, but int8 is not usable: not exported; optimized not "
+        "exported",
     )
 
 

@@ -1,0 +1,68 @@
+"""OpenVINO running an exported ONNX file on the CPU in bf16: the `bf16` variant.
+
+onnxruntime's CPU provider has no bf16 matrix multiply on x86, so on CPUs whose bf16 arithmetic
+runs in hardware (avx512_bf16, amx_bf16) OpenVINO runs model.onnx itself, with bf16 as its
+inference precision: 1.5x PyTorch's bf16 autocast on Zen 4 (issue 13). The session offers the
+slice of onnxruntime's InferenceSession that export, score and the benchmarks call
+(`get_inputs`, `get_providers`, `run`), so one code path serves both runtimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.cpu import NO_BF16
+from common.errors import UserError
+
+PRECISIONS = {"bf16": "bf16", "fp32": "f32"}
+INSTALL = "pip install openvino (the README's install brings it)"
+
+
+@dataclass(frozen=True)
+class _Input:
+    name: str
+
+
+class OpenVinoSession:
+    """One compiled model and one infer request (not thread-safe: one caller at a time)."""
+
+    def __init__(self, path: Path, precision: str = "bf16", threads: int | None = None) -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise UserError(
+                f"the bf16 variant runs on OpenVINO, which is missing; {INSTALL}"
+            ) from None
+        config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads
+        core = ov.Core()
+        try:
+            self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        except RuntimeError as e:  # an operator OpenVINO's ONNX reader does not know, say
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(
+                f"OpenVINO cannot run {path}: {first}; pass --variant optimized"
+            ) from None
+        ran = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        # OpenVINO downgrades a precision the CPU lacks without a word: a bf16 figure that
+        # was really fp32 must never be reported, so look.
+        if ran != PRECISIONS[precision]:
+            raise UserError(
+                f"OpenVINO runs {path.name} in {ran}, not {precision}: {NO_BF16} (OpenVINO "
+                "falls back to fp32 there); pass --variant optimized"
+            )
+        self.request = self.compiled.create_infer_request()
+        self.precision = precision
+        self.names = [i.get_any_name() for i in self.compiled.inputs]
+
+    def get_inputs(self) -> list[_Input]:
+        return [_Input(n) for n in self.names]
+
+    def get_providers(self) -> list[str]:
+        return [f"OpenVINO CPU ({self.precision})"]
+
+    def run(self, outputs: list[str], feed: dict):
+        result = self.request.infer(feed)
+        return [result[self.compiled.output(name)].copy() for name in outputs]
