@@ -14,8 +14,9 @@ VARIANT_FILES = {
     "fp16": "model_fp16.onnx",
     "int8": "model_int8.onnx",
     "bf16": "model.onnx",  # the same file, run by OpenVINO in bf16 (common/openvino_session.py)
+    "int8-static": "model_int8_static.xml",  # OpenVINO IR, weights in model_int8_static.bin
 }
-OPENVINO_VARIANTS = {"bf16"}
+OPENVINO_VARIANTS = {"bf16", "int8-static"}
 
 
 def config_labels(folder: Path, fix: str) -> list[str]:

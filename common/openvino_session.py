@@ -1,4 +1,4 @@
-"""OpenVINO running an exported ONNX file on the CPU in bf16: the `bf16` variant.
+"""OpenVINO on the CPU: the `bf16` variant (model.onnx in bf16) and `int8-static` (NNCF's IR).
 
 onnxruntime's CPU provider has no bf16 matrix multiply on x86, so on CPUs whose bf16 arithmetic
 runs in hardware (avx512_bf16, amx_bf16) OpenVINO runs model.onnx itself, with bf16 as its
@@ -12,11 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.cpu import NO_BF16
+from common.cpu import NO_BF16, bf16_flag
 from common.errors import UserError
 
 PRECISIONS = {"bf16": "bf16", "fp32": "f32"}
 INSTALL = "pip install openvino (the README's install brings it)"
+
+
+def precision_for(variant: str, flags: frozenset[str]) -> str:
+    """bf16 for the bf16 variant; int8-static's float operators in bf16 where the CPU has bf16
+    hardware, else fp32 (its int8 MatMuls are int8 either way)."""
+    return "bf16" if variant == "bf16" or bf16_flag(flags) else "fp32"
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 import onnxruntime as ort
 
 from common.artifacts import OPENVINO_VARIANTS
+from common.cpu import cpu_flags
 from common.errors import UserError
-from common.openvino_session import OpenVinoSession
+from common.openvino_session import OpenVinoSession, precision_for
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # The installed onnxruntime-gpu wheel is built for CUDA 13 and cuDNN 9; its own extras bring
@@ -27,9 +28,9 @@ def open_variant(
     threads: int | None = None,
     cpu_flag: str = "--provider cpu",
 ):
-    """onnxruntime for every variant but bf16, which OpenVINO runs in bf16 on the CPU."""
+    """onnxruntime, or OpenVINO on the CPU for the variants it runs (bf16, int8-static)."""
     if variant in OPENVINO_VARIANTS:
-        return OpenVinoSession(path, variant, threads)
+        return OpenVinoSession(path, precision_for(variant, cpu_flags()), threads)
     return open_session(path, provider, threads, cpu_flag)
 
 

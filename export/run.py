@@ -16,13 +16,17 @@ from common.errors import ParityError, UserError
 from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
 from common.writes import check_target, staged_folder
-from export import checks, convert, quantize
+from export import checks, convert, quantize, quantize_static
 from export.quantize import Int8Limits
 from export.variants import VariantChecker
 
 log = logging.getLogger("export")
 
 COPIED = ["thresholds.json", "training_args.json", "metrics.json"]
+LOOSEN = (
+    "loosen them with --int8-max-diff/--int8-p99-diff/--int8-min-agreement/--int8-max-auc-drop "
+    "or turn the variant off (--no-bf16, --no-int8, --no-int8-static)"
+)
 # Tried in this order until one keeps int8 within its limits: the first is the fastest.
 INT8_HOLDOUT_ORDER = ("none", "ffn-output", "ffn")
 
@@ -45,11 +49,14 @@ def run(
     int8_fp32: str = "auto",
     int8_graph: str = "fused",
     int8_limits: Int8Limits | None = None,
+    int8_static: bool = True,
+    calibration_rows: int = 300,
 ) -> dict:
     """Export, check each variant against PyTorch, and move the folder into place.
 
     `int8_isa="auto"` is this CPU's preset; `int8_fp32="auto"` tries INT8_HOLDOUT_ORDER;
-    `bf16=None` checks bf16 where this CPU runs it in hardware.
+    `bf16=None` checks bf16 where this CPU runs it in hardware. `int8_static` calibrates on
+    the `calibration_rows` rows of `eval_data` after its `eval_rows` (never the checked ones).
     """
     config = checks.check_model_dir(model_dir)
     check_target(out, force, folder=True)
@@ -66,7 +73,7 @@ def run(
     fp16 = cuda if fp16 is None else fp16
     checks.check_optimizable(model_dir, config, optimized, fp16)
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    sample = read_eval_sample(eval_data, text_column, labels, eval_rows, log) if eval_data else None
+    sample, calibration = _samples(eval_data, text_column, labels, eval_rows, calibration_rows)
 
     with staged_folder(out) as tmp:
         convert.export_onnx(model_dir, tmp, opset)
@@ -79,16 +86,21 @@ def run(
         limits = int8_limits or Int8Limits()
         if bf16:
             _bf16_variant(checker, tmp, record, limits)
+        holdouts = INT8_HOLDOUT_ORDER if int8_fp32 == "auto" else (int8_fp32,)
         if int8:
-            holdouts = INT8_HOLDOUT_ORDER if int8_fp32 == "auto" else (int8_fp32,)
             _int8_variant(checker, tmp, record, isa, holdouts, limits, int8_graph)
+        if int8_static and calibration:
+            _int8_static_variant(checker, tmp, record, calibration, holdouts, limits)
         if sample is not None:
             record["eval"] = _eval_section(checker, record)
         record.update(
             source=str(model_dir),
             opset=opset,
             labels=labels,
-            skipped=_skipped(fp16, cuda, int8, bf16, cpu.flags),
+            skipped={
+                **_skipped(fp16, cuda, int8, bf16, cpu.flags),
+                **_static_skipped(int8_static, calibration, eval_data),
+            },
             versions=_versions(),
             axes=_axes(tmp / VARIANT_FILES["fp32"]),
         )
@@ -163,20 +175,41 @@ def resolve_bf16(requested: bool | None, flags: frozenset[str]) -> bool:
 def _bf16_variant(checker, tmp: Path, record: dict, limits: Int8Limits) -> None:
     """model.onnx run by OpenVINO in bf16, kept in export.json when within `limits`."""
     path = tmp / VARIANT_FILES["bf16"]
-    extra = {"runtime": "openvino", "precision": "bf16"}
-    entry, probs = checker.check("bf16", path, "cpu", extra)
-    entry["fidelity"], broken = checker.fidelity(probs, limits)
-    entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
-    _log("bf16", entry)
+    entry, broken = _check_fidelity(checker, "bf16", path, {"runtime": "openvino"}, limits)
     if not broken:
         record["variants"]["bf16"] = entry
         return
-    entry["why"] = (
-        f"bf16 (OpenVINO) breaks its fidelity limits: {'; '.join(broken)}; loosen them with "
-        "--int8-max-diff/--int8-p99-diff/--int8-min-agreement/--int8-max-auc-drop or pass "
-        "--no-bf16"
-    )
+    entry["why"] = f"bf16 (OpenVINO) breaks its fidelity limits: {'; '.join(broken)}; {LOOSEN}"
     record["failed"]["bf16"] = entry
+
+
+def _check_fidelity(checker, name: str, path: Path, info: dict, limits) -> tuple[dict, list[str]]:
+    """A reduced-precision variant's record with its fidelity figures, and the limits it breaks."""
+    entry, probs = checker.check(name, path, "cpu", info)
+    entry["fidelity"], broken = checker.fidelity(probs, limits)
+    entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
+    _log(name, entry)
+    return entry, broken
+
+
+def _first_within_limits(checker, record: dict, name: str, make, holdouts, limits) -> None:
+    """Keep the first of `make(holdout)` (-> path, info) within `limits`; else record why not."""
+    tried = []
+    for holdout in holdouts:
+        path, info = make(holdout)
+        entry, broken = _check_fidelity(checker, name, path, info, limits)
+        tried.append({"fp32_holdout": holdout, "broken": broken})
+        if not broken:
+            record["variants"][name] = {**entry, "tried": tried}
+            return
+        log.info("%s with %s held in fp32 breaks its limits: %s", name, holdout, "; ".join(broken))
+        path.unlink()
+        path.with_suffix(".bin").unlink(missing_ok=True)  # an OpenVINO IR's weights
+    entry["tried"] = tried
+    entry["why"] = (
+        f"{name} (fp32 holdout {holdout}) breaks its fidelity limits: {'; '.join(broken)}; {LOOSEN}"
+    )
+    record["failed"][name] = entry
 
 
 def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) -> None:
@@ -189,32 +222,44 @@ def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) 
     if graph == "fused" and not fused:
         log.info("int8 from the plain graph: the optimized one was not written")
     source = VARIANT_FILES["optimized" if fused else "fp32"]
-    tried = []
-    for holdout in holdouts:
-        path, info = quantize.quantize(
-            tmp,
-            source,
-            VARIANT_FILES["int8"],
-            isa=isa,
-            holdout=holdout,
-        )
-        entry, probs = checker.check("int8", path, "cpu", info)
-        entry["fidelity"], broken = checker.fidelity(probs, limits)
-        entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
-        _log("int8", entry)
-        tried.append({"fp32_holdout": holdout, "broken": broken})
-        if not broken:
-            record["variants"]["int8"] = {**entry, "tried": tried}
-            return
-        log.info("int8 with %s held in fp32 breaks its limits: %s", holdout, "; ".join(broken))
-        path.unlink()
-    entry["tried"] = tried
-    entry["why"] = (
-        f"int8 ({isa}, fp32 holdout {holdout}) breaks its fidelity limits: {'; '.join(broken)}; "
-        "loosen them with --int8-max-diff/--int8-p99-diff/--int8-min-agreement/"
-        "--int8-max-auc-drop or pass --no-int8"
+
+    def make(holdout: str):
+        return quantize.quantize(tmp, source, VARIANT_FILES["int8"], isa=isa, holdout=holdout)
+
+    _first_within_limits(checker, record, "int8", make, holdouts, limits)
+
+
+def _int8_static_variant(checker, tmp, record, texts: list[str], holdouts, limits) -> None:
+    """NNCF's static int8 of model.onnx (OpenVINO IR), calibrated on `texts`."""
+    feeds = quantize_static.calibration_feeds(checker.tokenizer, texts, checker.max_len)
+
+    def make(holdout: str):
+        return quantize_static.quantize_static(tmp, VARIANT_FILES["fp32"], feeds, holdout=holdout)
+
+    _first_within_limits(checker, record, "int8-static", make, holdouts, limits)
+
+
+def _samples(eval_data, text_column, labels, eval_rows: int, calibration_rows: int):
+    """The --eval-data rows to check variants on, and the next rows' texts to calibrate
+    int8-static on (kept apart so its check is not flattered); (None, []) without a file."""
+    if eval_data is None:
+        return None, []
+    texts, flags = read_eval_sample(
+        eval_data, text_column, labels, eval_rows + calibration_rows, log
     )
-    record["failed"]["int8"] = entry
+    return (texts[:eval_rows], flags[:eval_rows]), texts[eval_rows:]
+
+
+def _static_skipped(asked: bool, calibration: list[str], eval_data: Path | None) -> dict:
+    if not asked:
+        return {"int8-static": "turned off with --no-int8-static"}
+    if calibration:
+        return {}
+    where = f"{eval_data} has no rows past --eval-rows" if eval_data else "no --eval-data was given"
+    return {
+        "int8-static": f"static int8 calibrates on --eval-data rows past --eval-rows and {where}; "
+        "pass a labelled CSV with more rows"
+    }
 
 
 def _eval_section(checker, record: dict) -> dict:
@@ -225,7 +270,7 @@ def _eval_section(checker, record: dict) -> dict:
         change = section[name].get("roc_auc_change")
         if change is not None:
             log.info(
-                "%-9s ROC-AUC macro %.4f (change %+.4f against PyTorch)",
+                "%-11s ROC-AUC macro %.4f (change %+.4f against PyTorch)",
                 name,
                 section[name]["roc_auc_macro"],
                 change,
@@ -253,7 +298,7 @@ def _log(name: str, entry: dict) -> None:
         )
         if "flag_agreement_min" in fidelity:
             detail += f", flags agree {fidelity['flag_agreement_min']:.2%} or more per label"
-    log.info("%-9s %-22s %7.1f MB  %s", name, entry["file"], entry["size_mb"], detail)
+    log.info("%-11s %-22s %7.1f MB  %s", name, entry["file"], entry["size_mb"], detail)
 
 
 def _resolve_cuda(device: str) -> bool:

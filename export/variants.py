@@ -65,7 +65,7 @@ class VariantChecker:
             "provider": provider,
             "max_abs_diff": max_abs_diff(self.reference["parity"], probs["parity"]),
             "limit": PARITY_LIMITS.get(name),
-            "size_mb": round(path.stat().st_size / 2**20, 2),
+            "size_mb": round(_size(path) / 2**20, 2),
             **(extra or {}),
         }
         if self.texts:
@@ -101,3 +101,9 @@ class VariantChecker:
             figures["roc_auc_change"] = auc - self.reference_auc
         figures["limits"] = asdict(limits)
         return figures, limits.broken(figures)
+
+
+def _size(path: Path) -> int:
+    """Bytes on disk, an OpenVINO IR's weights file (.bin beside the .xml) included."""
+    weights = path.with_suffix(".bin") if path.suffix == ".xml" else None
+    return path.stat().st_size + (weights.stat().st_size if weights and weights.is_file() else 0)

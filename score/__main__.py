@@ -66,10 +66,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--variant",
-        choices=["auto", "fp32", "optimized", "fp16", "int8", "bf16"],
+        choices=["auto", "fp32", "optimized", "fp16", "int8", "int8-static", "bf16"],
         default="auto",
-        help="bf16 = model.onnx run by OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. "
-        "auto = fp16 on CUDA; on the CPU the first of bf16 (bf16 hardware), int8 (VNNI or AMX) "
+        help="int8-static = NNCF's calibrated int8, run by OpenVINO; bf16 = model.onnx run by "
+        "OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. auto = fp16 on CUDA; on the "
+        "CPU the first of int8-static (VNNI or AMX), bf16 (bf16 hardware), int8 (VNNI or AMX) "
         "that export.json says is within its fidelity limits, else optimized "
         "(score/variant_rule.py); the summary line says which and why",
     )

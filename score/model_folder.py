@@ -21,13 +21,14 @@ from score.variant_rule import auto_variant
 log = logging.getLogger("score")
 
 # fp16 is fused for and checked on CUDA; int8 is quantized for the CPU's integer kernels; bf16 is
-# model.onnx run by OpenVINO on the CPU.
+# model.onnx run by OpenVINO on the CPU, int8-static an OpenVINO IR.
 RUNS_ON = {
     "fp32": {"cpu", "cuda"},
     "optimized": {"cpu", "cuda"},
     "fp16": {"cuda"},
     "int8": {"cpu"},
     "bf16": {"cpu"},
+    "int8-static": {"cpu"},
 }
 FIX_FOLDER = "pass --model with a folder written by python -m export"
 

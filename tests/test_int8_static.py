@@ -1,0 +1,88 @@
+"""int8-static: NNCF's calibrated int8 of model.onnx, run by OpenVINO on any x86 CPU.
+
+Export calibrates on --eval-data rows past the checked ones and keeps the first fp32 holdout
+within the int8 limits; `--variant auto` picks it first on VNNI and AMX CPUs (flags passed in).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import write_comments_csv, write_labelled_csv
+from test_variant_rule import ALDER_LAKE, AVX2, AVX512, SAPPHIRE_RAPIDS, ZEN4
+
+from export.__main__ import main as export_main
+from score.__main__ import main as score_main
+from score.variant_rule import auto_variant
+
+PASSED = {"fidelity": {"passed": True, "sample_rows": 2000, "rows_to_bind": 200}}
+ALL = {"fp32", "optimized", "int8", "int8-static", "bf16"}
+RECORDS = {"int8": PASSED, "int8-static": PASSED, "bf16": PASSED}
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected", "named"),
+    [
+        (ZEN4, "int8-static", "avx512_vnni"),
+        (SAPPHIRE_RAPIDS, "int8-static", "amx_int8"),
+        (ALDER_LAKE, "int8-static", "avx_vnni"),
+        (AVX512, "optimized", "no bf16 hardware, VNNI or AMX"),  # u8 x s8 may saturate there
+        (AVX2, "optimized", "no bf16 hardware, VNNI or AMX"),
+    ],
+)
+def test_auto_picks_int8_static_first_on_vnni_and_amx(flags, expected, named):
+    variant, why = auto_variant("cpu", flags, ALL, RECORDS)
+    assert variant == expected and named in why
+
+
+def test_int8_static_checked_on_too_few_rows_gives_way_to_bf16():
+    few = {"fidelity": {"passed": True, "sample_rows": 40, "rows_to_bind": 200}}
+    variant, why = auto_variant("cpu", ZEN4, ALL, {**RECORDS, "int8-static": few})
+    assert variant == "bf16"
+    assert "int8-static is not usable: it was checked on 40 --eval-data rows" in why
+    assert "pass --variant int8-static" in why
+
+
+@pytest.fixture(scope="module")
+def static_export(tmp_path_factory, trained_model_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("static")
+    data = write_labelled_csv(root / "labelled.csv")
+    out = root / "onnx"
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--device", "cpu"]
+    flags = ["--eval-data", str(data), "--eval-rows", "40", "--calibration-rows", "30"]
+    assert export_main([*argv, "--no-optimized", "--no-int8", "--no-bf16", *flags]) == 0
+    return out
+
+
+def test_export_calibrates_on_rows_it_does_not_check(static_export: Path):
+    record = json.loads((static_export / "export.json").read_text())
+    static = record["variants"]["int8-static"]
+    assert (static["file"], static["runtime"]) == ("model_int8_static.xml", "openvino")
+    assert static["calibration_texts"] == 30  # rows 41-70 of the file ...
+    assert static["fidelity"]["sample_rows"] == 40  # ... and rows 1-40 checked
+    assert static["fidelity"]["passed"] and static["tried"][-1]["broken"] == []
+    assert (static_export / "model_int8_static.bin").stat().st_size > 10_000
+    assert static["size_mb"] * 2**20 > (static_export / "model_int8_static.bin").stat().st_size
+
+
+def test_scoring_with_int8_static_stays_within_its_limits(static_export: Path, tmp_path: Path):
+    data = write_comments_csv(tmp_path / "comments.csv")
+    argv = ["--model", str(static_export), "--provider", "cpu", "--quiet"]
+    scores = {}
+    for variant in ("fp32", "int8-static"):
+        out = tmp_path / f"{variant}.parquet"
+        assert score_main([str(data), str(out), *argv, "--variant", variant]) == 0
+        scores[variant] = pl.read_parquet(out)
+    assert scores["int8-static"]["id"].to_list() == scores["fp32"]["id"].to_list()
+    fp32, q8 = (scores[v].drop("id").to_numpy() for v in ("fp32", "int8-static"))
+    limit = json.loads((static_export / "export.json").read_text())["variants"]["int8-static"]
+    assert 0 < np.abs(fp32 - q8).max() <= limit["fidelity"]["limits"]["max_diff"]
+
+
+def test_without_calibration_rows_int8_static_is_skipped_with_the_reason(onnx_dir: Path):
+    skipped = json.loads((onnx_dir / "export.json").read_text())["skipped"]
+    assert "no --eval-data was given" in skipped["int8-static"]
