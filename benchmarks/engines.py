@@ -17,9 +17,9 @@ from benchmarks.targets import engine_name, runtime
 from benchmarks.torch_engines import TorchEngine, torch_precisions
 from common.errors import UserError
 
-# The exported variants each device runs through the scorer (bf16: OpenVINO, the rest onnxruntime).
+# The exported variants each device runs through the scorer (OpenVINO: bf16 and int8-static).
 SCORER_VARIANTS = {
-    "cpu": ["fp32", "optimized", "int8", "bf16"],
+    "cpu": ["fp32", "optimized", "int8", "bf16", "int8-static"],
     "cuda": ["fp32", "optimized", "fp16"],
 }
 # What a session on each device reports as its provider (OpenVINO's names its precision after).
@@ -28,7 +28,14 @@ SESSION_PROVIDERS = {
     "cuda": ("CUDAExecutionProvider",),
 }
 # The arithmetic each exported variant does, to read its speed against the matching GEMM ceiling.
-ARITH = {"fp32": "fp32", "optimized": "fp32", "fp16": "fp16", "int8": "int8", "bf16": "bf16"}
+ARITH = {
+    "fp32": "fp32",
+    "optimized": "fp32",
+    "fp16": "fp16",
+    "int8": "int8",
+    "bf16": "bf16",
+    "int8-static": "int8",
+}
 
 
 class ScorerEngine:

@@ -17,7 +17,6 @@ def usable_cores() -> int:
 def describe(device: str, threads: int) -> dict:
     import numpy
     import onnxruntime
-    import openvino
     import polars
     import torch
     import transformers
@@ -28,7 +27,7 @@ def describe(device: str, threads: int) -> dict:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
-        "openvino": openvino.__version__.split("-")[0],
+        "openvino": _version("openvino"),  # the GPU visit does not stage it
         "transformers": transformers.__version__,
         "numpy": numpy.__version__,
         "polars": polars.__version__,
@@ -86,3 +85,12 @@ def results_dir_name(env: dict) -> str:
     if env["device"] == "cpu":
         return cpu_slug(env["cpu"], frozenset(env["cpu_flags"]))
     return _slug(env["gpu"])
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"

@@ -14,7 +14,8 @@ UNIT = {"int8": "GOP/s"}  # integer operations; every other arithmetic counts GF
 
 
 def runtime(variant: str) -> str:
-    """What runs an exported variant in the scorer: OpenVINO for bf16, onnxruntime otherwise."""
+    """What runs an exported variant in the scorer: OpenVINO for bf16 and int8-static, else
+    onnxruntime."""
     return "openvino" if variant in OPENVINO_VARIANTS else "onnxruntime"
 
 

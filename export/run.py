@@ -342,15 +342,23 @@ def _axes(path: Path) -> dict:
 
 
 def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import onnxruntime
     import optimum.version
     import torch
     import transformers
 
-    return {
+    record = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "optimum": optimum.version.__version__,
         "onnxruntime": onnxruntime.__version__,
     }
+    for name in ("openvino", "nncf"):  # the OpenVINO variants' runtime and quantizer
+        try:
+            record[name] = version(name)
+        except PackageNotFoundError:  # the GPU visit stages neither
+            record[name] = "not installed"
+    return record
