@@ -46,10 +46,10 @@ class OpenVinoSession:
         core = ov.Core()
         try:
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-        except RuntimeError as e:  # an operator OpenVINO's ONNX reader does not know, say
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        except RuntimeError as e:  # a truncated file, an operator OpenVINO does not know ...
             raise UserError(
-                f"OpenVINO cannot run {path}: {first}; pass --variant optimized"
+                f"OpenVINO cannot run {path}: {_reason(e)}; re-export the model folder with "
+                "python -m export, or pass --variant optimized"
             ) from None
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         # OpenVINO downgrades a precision the CPU lacks without a word: a bf16 figure that
@@ -72,3 +72,13 @@ class OpenVinoSession:
     def run(self, outputs: list[str], feed: dict):
         result = self.request.infer(feed)
         return [result[self.compiled.output(name)].copy() for name in outputs]
+
+
+def _reason(error: RuntimeError) -> str:
+    """The last line of OpenVINO's message: the ones before it name its source files."""
+    lines = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and not line.startswith(("Exception from", "Check '"))
+    ]
+    return lines[-1] if lines else type(error).__name__

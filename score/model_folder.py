@@ -92,7 +92,10 @@ def _variant_files(path: Path, export: dict) -> dict[str, Path]:
     files = {"fp32": path / VARIANT_FILES["fp32"]}
     for name, entry in export.get("variants", {}).items():
         files[name] = path / entry.get("file", VARIANT_FILES.get(name, f"model_{name}.onnx"))
-    missing = [f.name for f in files.values() if not f.is_file()]
+    # An OpenVINO IR (.xml) keeps its weights in the .bin beside it.
+    weights = [f.with_suffix(".bin") for f in files.values() if f.suffix == ".xml"]
+    needed = [*files.values(), *weights]
+    missing = [f.name for f in needed if not f.is_file()]
     if missing:
         raise UserError(
             f"{path}/export.json lists {', '.join(missing)}, which the folder lacks; {FIX_FOLDER}"

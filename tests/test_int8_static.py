@@ -86,3 +86,24 @@ def test_scoring_with_int8_static_stays_within_its_limits(static_export: Path, t
 def test_without_calibration_rows_int8_static_is_skipped_with_the_reason(onnx_dir: Path):
     skipped = json.loads((onnx_dir / "export.json").read_text())["skipped"]
     assert "no --eval-data was given" in skipped["int8-static"]
+
+
+def test_a_folder_missing_the_weights_or_with_a_broken_ir_says_so(
+    static_export: Path, tmp_path: Path, capsys
+):
+    import shutil
+
+    folder = tmp_path / "onnx"
+    shutil.copytree(static_export, folder)
+    data = write_comments_csv(tmp_path / "comments.csv")
+    out = tmp_path / "out.parquet"
+    argv = [str(data), str(out), "--model", str(folder), "--provider", "cpu"]
+    (folder / "model_int8_static.xml").write_text("<net>")  # cut short
+    assert score_main([*argv, "--variant", "int8-static"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("score: error: OpenVINO cannot run ") and "re-export" in line
+    (folder / "model_int8_static.bin").unlink()
+    assert score_main([*argv, "--variant", "fp32"]) == 2  # the folder is refused as a whole
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "export.json lists model_int8_static.bin, which the folder lacks" in line
+    assert not out.exists()
