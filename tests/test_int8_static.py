@@ -15,6 +15,7 @@ import pytest
 from conftest import write_comments_csv, write_labelled_csv
 from test_variant_rule import ALDER_LAKE, AVX2, AVX512, SAPPHIRE_RAPIDS, ZEN4
 
+from common.openvino_session import precision_for
 from export.__main__ import main as export_main
 from score.__main__ import main as score_main
 from score.variant_rule import auto_variant
@@ -45,6 +46,15 @@ def test_int8_static_checked_on_too_few_rows_gives_way_to_bf16():
     assert variant == "bf16"
     assert "int8-static is not usable: it was checked on 40 --eval-data rows" in why
     assert "pass --variant int8-static" in why
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision"),
+    [(ZEN4, "bf16"), (SAPPHIRE_RAPIDS, "bf16"), (ALDER_LAKE, "fp32"), (AVX2, "fp32")],
+)
+def test_int8_static_runs_its_float_operators_in_bf16_only_on_bf16_hardware(flags, precision):
+    assert precision_for("int8-static", flags) == precision
+    assert precision_for("bf16", flags) == "bf16"  # asked for: refused later where it cannot run
 
 
 @pytest.fixture(scope="module")
