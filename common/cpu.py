@@ -31,6 +31,16 @@ BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 NO_BF16 = "this CPU has neither avx512_bf16 nor amx_bf16"
 
 
+# x86 CPUs whose int8 dot products run without saturating (VNNI, AMX); elsewhere u8 x s8 products
+# go through 16-bit pairs that can saturate.
+INT8_DOT_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
+
+
+def int8_dot_flag(flags: frozenset[str]) -> str | None:
+    """The flag that gives this CPU int8 dot products without saturation, or None."""
+    return next((f for f in INT8_DOT_FLAGS if f in flags), None)
+
+
 def bf16_flag(flags: frozenset[str]) -> str | None:
     """The flag that makes bf16 arithmetic run in hardware on this CPU, or None."""
     return next((f for f in BF16_FLAGS if f in flags), None)

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.cpu import CpuFacts
+from common.cpu import CpuFacts, int8_dot_flag
 
 ISAS = ("avx2", "avx512", "avx512_vnni", "arm64")
 
@@ -38,7 +38,7 @@ def isa_for(cpu: CpuFacts) -> str:
     """The preset that fits a CPU: VNNI (AVX-512 or AVX) multiplies u8 by s8 without saturating."""
     if cpu.is_arm:
         return "arm64"
-    if cpu.flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+    if int8_dot_flag(cpu.flags):
         return "avx512_vnni"
     return "avx512" if "avx512f" in cpu.flags else "avx2"
 

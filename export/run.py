@@ -90,7 +90,7 @@ def run(
         if int8:
             _int8_variant(checker, tmp, record, isa, holdouts, limits, int8_graph)
         if int8_static and calibration:
-            _int8_static_variant(checker, tmp, record, calibration, holdouts, limits)
+            _int8_static_variant(checker, tmp, record, calibration, holdouts, limits, cpu.flags)
         if sample is not None:
             record["eval"] = _eval_section(checker, record)
         record.update(
@@ -229,12 +229,14 @@ def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) 
     _first_within_limits(checker, record, "int8", make, holdouts, limits)
 
 
-def _int8_static_variant(checker, tmp, record, texts: list[str], holdouts, limits) -> None:
+def _int8_static_variant(checker, tmp, record, texts: list[str], holdouts, limits, flags) -> None:
     """NNCF's static int8 of model.onnx (OpenVINO IR), calibrated on `texts`."""
     feeds = quantize_static.calibration_feeds(checker.tokenizer, texts, checker.max_len)
 
     def make(holdout: str):
-        return quantize_static.quantize_static(tmp, VARIANT_FILES["fp32"], feeds, holdout=holdout)
+        return quantize_static.quantize_static(
+            tmp, VARIANT_FILES["fp32"], feeds, holdout=holdout, flags=flags
+        )
 
     _first_within_limits(checker, record, "int8-static", make, holdouts, limits)
 

@@ -15,9 +15,12 @@ import pytest
 from conftest import write_comments_csv, write_labelled_csv
 from test_variant_rule import ALDER_LAKE, AVX2, AVX512, SAPPHIRE_RAPIDS, ZEN4
 
+from common.cpu import cpu_flags, int8_dot_flag
+from common.errors import UserError
 from common.openvino_session import precision_for
 from export.__main__ import main as export_main
 from score.__main__ import main as score_main
+from score.model_folder import read_model_folder, variant_choice
 from score.variant_rule import auto_variant
 
 PASSED = {"fidelity": {"passed": True, "sample_rows": 2000, "rows_to_bind": 200}}
@@ -75,6 +78,7 @@ def test_export_calibrates_on_rows_it_does_not_check(static_export: Path):
     assert static["calibration_texts"] == 30  # rows 41-70 of the file ...
     assert static["fidelity"]["sample_rows"] == 40  # ... and rows 1-40 checked
     assert static["fidelity"]["passed"] and static["tried"][-1]["broken"] == []
+    assert static["int8_dot_products"] is (int8_dot_flag(cpu_flags()) is not None)
     assert (static_export / "model_int8_static.bin").stat().st_size > 10_000
     assert static["size_mb"] * 2**20 > (static_export / "model_int8_static.bin").stat().st_size
 
@@ -117,3 +121,31 @@ def test_a_folder_missing_the_weights_or_with_a_broken_ir_says_so(
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert "export.json lists model_int8_static.bin, which the folder lacks" in line
     assert not out.exists()
+
+
+def _folder(tmp_path: Path, checked_with_vnni: bool) -> Path:
+    """A folder as read_model_folder sees it (names only) whose int8-static was checked on a CPU
+    with or without VNNI."""
+    record = {**PASSED, "file": "model_int8_static.xml", "int8_dot_products": checked_with_vnni}
+    for name in ("model.onnx", "model_int8_static.xml", "model_int8_static.bin"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    (tmp_path / "config.json").write_text('{"id2label": {"0": "toxic"}}')
+    export = {"max_length": 8, "variants": {"int8-static": record}}
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    return tmp_path
+
+
+def test_int8_static_checked_with_vnni_is_refused_on_a_cpu_without(tmp_path: Path):
+    folder = read_model_folder(_folder(tmp_path, checked_with_vnni=True))
+    with pytest.raises(UserError, match=r"int8 products saturate .* pass --variant optimized"):
+        variant_choice(folder, "int8-static", "cpu", AVX2)
+    assert variant_choice(folder, "int8-static", "cpu", ZEN4)[0] == "int8-static"
+    assert variant_choice(folder, "auto", "cpu", ZEN4)[0] == "int8-static"
+
+
+def test_int8_static_checked_without_vnni_runs_anywhere(tmp_path: Path):
+    folder = read_model_folder(_folder(tmp_path, checked_with_vnni=False))
+    assert variant_choice(folder, "int8-static", "cpu", AVX2)[0] == "int8-static"  # as checked
+    assert variant_choice(folder, "auto", "cpu", ZEN4)[0] == "int8-static"  # no saturation
+    assert variant_choice(folder, "auto", "cpu", AVX2)[0] == "fp32"  # auto: slower without VNNI
