@@ -16,7 +16,7 @@ from common.artifacts import VARIANT_FILES
 from common.cpu import NO_BF16, bf16_flag, cpu_flags
 from common.errors import UserError
 from common.jsonfile import read_json
-from score.variant_rule import auto_variant, int8_static_problem
+from score.variant_rule import auto_variant, cpu_kind_problem
 
 log = logging.getLogger("score")
 
@@ -130,9 +130,9 @@ def variant_choice(
             f"--variant bf16 needs bf16 arithmetic in hardware and {NO_BF16} (OpenVINO would "
             "quietly run fp32); pass --variant optimized or --variant auto"
         )
-    if requested == "int8-static" and requested in folder.variants:
-        problem = int8_static_problem(folder.records.get(requested), flags)
-        if problem is not None and "saturate" in problem:
+    if requested == "int8-static":
+        problem = cpu_kind_problem(folder.records.get(requested), flags)
+        if problem is not None:
             raise UserError(f"--variant int8-static: {problem}, or pass --variant optimized")
     if requested not in folder.variants:
         why = folder.skipped.get(requested, "not exported")

@@ -102,12 +102,14 @@ def int8_problem(record: dict | None, variant: str = "int8") -> str | None:
 
 
 def int8_static_problem(record: dict | None, flags: frozenset[str]) -> str | None:
-    """int8_problem's checks, and the kind of CPU: a file checked where int8 dot products do not
-    saturate (VNNI, AMX) strays further on a CPU without them, so it is held to its kind."""
-    problem = int8_problem(record, "int8-static")
-    if problem is not None:
-        return problem
-    if record.get("int8_dot_products") and not int8_dot_flag(flags):
+    """int8_problem's checks, then the kind of CPU (`cpu_kind_problem`)."""
+    return int8_problem(record, "int8-static") or cpu_kind_problem(record, flags)
+
+
+def cpu_kind_problem(record: dict | None, flags: frozenset[str]) -> str | None:
+    """A file checked where int8 dot products do not saturate (VNNI, AMX) strays further on a CPU
+    without them, so it is held to that kind; None when this CPU is of the kind checked."""
+    if (record or {}).get("int8_dot_products") and not int8_dot_flag(flags):
         return (
             "export checked it on a CPU with VNNI or AMX and this one has neither, so its int8 "
             "products saturate and it strays further than checked; re-export on this kind of CPU"
