@@ -16,6 +16,7 @@ from common.cpu import NO_BF16, bf16_flag
 from common.errors import UserError
 
 PRECISIONS = {"bf16": "bf16", "fp32": "f32"}
+RUNTIME_CACHE_SHAPES = 50
 INSTALL = "pip install openvino (the README's install brings it)"
 
 
@@ -40,7 +41,14 @@ class OpenVinoSession:
             raise UserError(
                 f"the bf16 variant runs on OpenVINO, which is missing; {INSTALL}"
             ) from None
-        config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision], "PERFORMANCE_HINT": "LATENCY"}
+        config = {
+            "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+            # The CPU plugin keeps prepared kernels per input shape, 5,000 by default; length
+            # bucketing makes every width up to max_len a new shape, and int8-static held 2.5 GB
+            # after 30,000 real comments. 50 held 870 MiB at the same speed (612 vs 599 rows/s).
+            "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_SHAPES,
+        }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
