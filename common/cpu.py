@@ -33,7 +33,8 @@ NO_BF16 = "this CPU has neither avx512_bf16 nor amx_bf16"
 
 # x86 CPUs whose int8 dot products run without saturating (VNNI, AMX); elsewhere u8 x s8 products
 # go through 16-bit pairs that can saturate.
-INT8_DOT_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
+INT8_DOT_FLAGS = ("amx_int8", *VNNI_FLAGS)
 
 
 def int8_dot_flag(flags: frozenset[str]) -> str | None:

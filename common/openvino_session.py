@@ -39,7 +39,7 @@ class OpenVinoSession:
             import openvino as ov
         except ImportError:
             raise UserError(
-                f"the bf16 variant runs on OpenVINO, which is missing; {INSTALL}"
+                f"the bf16 and int8-static variants run on OpenVINO, which is missing; {INSTALL}"
             ) from None
         config = {
             "INFERENCE_PRECISION_HINT": PRECISIONS[precision],

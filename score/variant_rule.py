@@ -6,20 +6,21 @@ tested with the flags of every kind of CPU. Change the tables here after measuri
 
 from __future__ import annotations
 
-from common.cpu import BF16_FLAGS, INT8_DOT_FLAGS, int8_dot_flag
+from common.cpu import BF16_FLAGS, VNNI_FLAGS, int8_dot_flag
 
 # On the CPU, each row whose flags the CPU has (any one of them) names a variant to try, in this
-# order. Measured on Zen 4 (benchmarks/results/amd-epyc-avx512-vnni-bf16; the scorer end to end,
-# 2 threads, real comments): int8-static 552 rows/s, bf16 460, onnxruntime int8 265, optimized
-# 231. int8-static is left to CPUs with VNNI or AMX: without them its int8 products can saturate
-# (u8 x s8 in 16-bit pairs); on Zen 4 with OpenVINO held to AVX2 (ONEDNN_MAX_CPU_ISA) it ran
-# slower than fp32 (149 against 197 rows/s, model only) and strayed further (int8_static_problem).
+# order. Measured on Zen 4 (`python -m score` on 4,000 real comments, 2 threads; the benchmark's
+# figures are in benchmarks/results/amd-epyc-avx512-vnni-bf16): int8-static 552 rows/s, bf16
+# 460, onnxruntime int8 265, optimized 231. int8-static is left to CPUs with VNNI or AMX: without
+# them its int8 products can saturate (u8 x s8 in 16-bit pairs); on Zen 4 with OpenVINO held to
+# AVX2 (ONEDNN_MAX_CPU_ISA) it ran slower than fp32 (149 against 197 rows/s, model only) and
+# strayed further (cpu_kind_problem).
 CPU_RULE = [
     (("amx_int8",), "int8-static", "AMX multiplies int8 matrices in tiles"),
-    (INT8_DOT_FLAGS[1:], "int8-static", "VNNI does int8 dot products in one instruction"),
+    (VNNI_FLAGS, "int8-static", "VNNI does int8 dot products in one instruction"),
     (BF16_FLAGS, "bf16", "OpenVINO runs its bf16 matrix multiplies in hardware"),
     (("amx_int8",), "int8", "AMX multiplies int8 matrices in tiles"),
-    (INT8_DOT_FLAGS[1:], "int8", "VNNI does int8 dot products in one instruction"),
+    (VNNI_FLAGS, "int8", "VNNI does int8 dot products in one instruction"),
 ]
 CPU_OTHERWISE = "no bf16 hardware, VNNI or AMX, so neither bf16 nor int8 gains much"
 # Where no preferred variant is usable, in this order.
