@@ -25,8 +25,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m export",
         description="Export a model folder written by `python -m train` to ONNX with dynamic "
-        "batch and sequence axes, derive optimized/int8/fp16 variants, and check each against "
-        "PyTorch before writing it. Example: python -m export --opset 17",
+        "batch and sequence axes, derive optimized/int8/fp16 variants and the OpenVINO ones "
+        "(bf16, int8-static), and check each against PyTorch before writing it. Example: "
+        "python -m export --opset 17 --eval-data labelled.csv",
         formatter_class=HelpFormatter,
     )
     p.add_argument(
@@ -52,11 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="dynamic int8 quantization for the CPU",
     )
     q = p.add_argument_group(
-        "int8 (and bf16) fidelity",
-        "int8 is checked against PyTorch on the parity texts and the --eval-data rows; past any "
-        "limit the next fp32 holdout is tried, and past them all int8 is not written (exit 1). "
-        "Looser limits let int8 flip more flags at the training thresholds (see the README). "
-        "The four limits bind the bf16 variant too.",
+        "int8, int8-static and bf16 fidelity",
+        "int8 and int8-static are checked against PyTorch on the parity texts and the "
+        "--eval-data rows; past any limit the next fp32 holdout (--int8-fp32) is tried, and past "
+        "them all the variant is not written (exit 1). Looser limits let it flip more flags at "
+        "the training thresholds (see the README). The four limits bind bf16 too; --int8-isa "
+        "and --int8-graph concern onnxruntime's int8 only.",
     )
     q.add_argument(
         "--int8-isa",
@@ -143,7 +145,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--eval-data",
         type=Path,
         default=None,
-        help="labelled CSV: report each variant's ROC-AUC change against PyTorch",
+        help="labelled CSV: check int8, int8-static and bf16 on its first --eval-rows rows "
+        "(and report each variant's ROC-AUC change against PyTorch); int8-static calibrates on "
+        "the --calibration-rows rows after them",
     )
     p.add_argument(
         "--eval-rows", type=positive_int, default=2000, help="rows of --eval-data to use"
