@@ -136,6 +136,8 @@ def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_
     record = json.loads((out / "export.json").read_text())
     assert set(record["variants"]) == {"fp32", "int8"} | BF16_HERE
     assert not (out / "model_optimized.onnx").exists()
+    # All ~70 rows are checked (--eval-rows 2000): none are left to calibrate int8-static on.
+    assert "has none; lower --eval-rows" in record["skipped"]["int8-static"]
     # The tiny model's probabilities nearly tie, so a 1e-7 difference can reorder a pair:
     # check the probabilities themselves, and only that the AUC change is small.
     assert record["eval"]["fp32"]["max_abs_diff"] < 1e-4
