@@ -27,10 +27,13 @@ def open_variant(
     provider: str,
     threads: int | None = None,
     cpu_flag: str = "--provider cpu",
+    flags: frozenset[str] | None = None,
 ):
-    """onnxruntime, or OpenVINO on the CPU for the variants it runs (bf16, int8-static)."""
+    """onnxruntime, or OpenVINO on the CPU for the variants it runs (bf16, int8-static);
+    `flags` (None: this CPU's) set OpenVINO's precision."""
     if variant in OPENVINO_VARIANTS:
-        return OpenVinoSession(path, precision_for(variant, cpu_flags()), threads)
+        flags = cpu_flags() if flags is None else flags
+        return OpenVinoSession(path, precision_for(variant, flags), threads)
     return open_session(path, provider, threads, cpu_flag)
 
 

@@ -114,8 +114,8 @@ def variant_choice(
     folder: ModelFolder, requested: str, provider: str, flags: frozenset[str] | None = None
 ) -> tuple[str, str]:
     """The variant and why; `flags` None means this CPU's."""
+    flags = cpu_flags() if flags is None else flags
     if requested == "auto":
-        flags = cpu_flags() if flags is None else flags
         pick, why = auto_variant(provider, flags, set(folder.variants), folder.records)
         return pick, f"auto: {why}"
     if provider not in RUNS_ON[requested]:
@@ -124,7 +124,6 @@ def variant_choice(
             f"--variant {requested} runs on {other.upper()} only and the provider is {provider}; "
             f"pass --provider {other} or another --variant"
         )
-    flags = cpu_flags() if flags is None else flags
     if requested == "bf16" and not bf16_flag(flags):
         raise UserError(
             f"--variant bf16 needs bf16 arithmetic in hardware and {NO_BF16} (OpenVINO would "

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from common.cpu import cpu_flags
 from common.errors import UserError
 from common.fidelity import sigmoid as sigmoid64
 from common.sessions import CUDA_FIX, cuda_usable, open_variant
-from score.model_folder import choose_variant, read_model_folder, resolve_max_len
+from score.model_folder import read_model_folder, resolve_max_len, variant_choice
 
 log = logging.getLogger("score")
 
@@ -102,13 +103,14 @@ class Scorer:
         self.labels: list[str] = folder.labels
         self.max_len = resolve_max_len(folder, max_len)
         self.provider: str = resolve_provider(provider)
-        self.variant: str = choose_variant(folder, variant, self.provider)
+        flags = cpu_flags()  # read once: the variant rule and OpenVINO's precision use them
+        self.variant, self.variant_reason = variant_choice(folder, variant, self.provider, flags)
         self.batch_size = batch_size or (
             CUDA_BATCH_SIZE if self.provider == "cuda" else CPU_BATCH_SIZE
         )
         self.tokenizer = TextTokenizer(folder.tokenizer_file, self.max_len)
         self.session = open_variant(
-            self.variant, folder.variants[self.variant], self.provider, threads
+            self.variant, folder.variants[self.variant], self.provider, threads, flags=flags
         )
         self.input_names = {i.name for i in self.session.get_inputs()}
         log.info(

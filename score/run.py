@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from score.input import Chunk, iter_chunks, open_input
-from score.model_folder import read_model_folder, read_thresholds, variant_choice
+from score.model_folder import read_model_folder, read_thresholds
 from score.output import ParquetOutput, check_output_path, chunk_table, output_schema
 from score.predict import Scorer, Tokens
 from score.run_pipeline import Pipeline
@@ -58,8 +58,6 @@ def run(
         max_len=max_len,
         threads=threads,
     )
-    # The Scorer made this choice already; asked again (same facts, same answer) for its reason.
-    why = variant_choice(folder, variant, scorer.provider)[1]
     log.info(
         "scoring %s -> %s: chunks of %d rows, batches of %d, provider %s, variant %s",
         input_path,
@@ -78,7 +76,7 @@ def run(
         "rows_per_s": round(counts["rows"] / seconds, 1),
         "provider": scorer.provider,
         "variant": scorer.variant,
-        "variant_reason": why,
+        "variant_reason": scorer.variant_reason,
         "empty_texts": counts["empty"],
         "output": str(output_path),
         "batch_size": scorer.batch_size,
