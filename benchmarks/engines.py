@@ -15,26 +15,16 @@ import polars as pl
 
 from benchmarks.targets import engine_name, runtime
 from benchmarks.torch_engines import TorchEngine, torch_precisions
+from common.batching import TextTokenizer
 from common.errors import UserError
+from common.variants import VARIANTS
 
-# The exported variants each device runs through the scorer (OpenVINO: bf16 and int8-static).
-SCORER_VARIANTS = {
-    "cpu": ["fp32", "optimized", "int8", "bf16", "int8-static"],
-    "cuda": ["fp32", "optimized", "fp16"],
-}
+# The exported variants each device runs through the scorer, in the table's order.
+SCORER_VARIANTS = {d: [n for n, v in VARIANTS.items() if d in v.devices] for d in ("cpu", "cuda")}
 # What a session on each device reports as its provider (OpenVINO's names its precision after).
 SESSION_PROVIDERS = {
     "cpu": ("CPUExecutionProvider", "OpenVINO CPU"),
     "cuda": ("CUDAExecutionProvider",),
-}
-# The arithmetic each exported variant does, to read its speed against the matching GEMM ceiling.
-ARITH = {
-    "fp32": "fp32",
-    "optimized": "fp32",
-    "fp16": "fp16",
-    "int8": "int8",
-    "bf16": "bf16",
-    "int8-static": "int8",
 }
 
 
@@ -50,7 +40,11 @@ class ScorerEngine:
         )
         used = self.scorer.session.get_providers()[0]
         check_provider(f"variant {variant}", provider, self.scorer.provider, used)
-        self.name, self.precision, self.arith = engine_name(variant), variant, ARITH[variant]
+        self.name, self.precision, self.arith = (
+            engine_name(variant),
+            variant,
+            VARIANTS[variant].arith,
+        )
         self.group = runtime(variant)
         self.batching = "the scorer's length bucketing"
         self.provider = self.scorer.provider
@@ -90,7 +84,9 @@ class EndToEndEngine:
 
     @property
     def arith(self) -> str | None:
-        return ARITH.get(self.precision)  # known once a run has said which variant it chose
+        return (
+            VARIANTS[self.precision].arith if self.precision in VARIANTS else None
+        )  # known once a run has said which variant it chose
 
     def prepare(self, texts: list[str]) -> None:
         if texts is getattr(self, "texts", None):
@@ -153,7 +149,8 @@ def make_engines(
     common = {"max_len": max_len, "batch_size": batch_size, "device": device}
     arithmetics, left_out = torch_precisions(device, flags)
     engines = [TorchEngine(model, tokenizer, padded=True, **common)]
-    engines += [TorchEngine(model, tokenizer, padded=False, arith=a, **common) for a in arithmetics]
+    batcher = TextTokenizer(onnx_dir / "tokenizer.json", max_len)  # the scorer's own tokenizer
+    engines += [TorchEngine(model, batcher, padded=False, arith=a, **common) for a in arithmetics]
     engines += scorer_engines(onnx_dir, export_record, device, batch_size, threads)
     options = {"provider": device, "batch_size": batch_size, "threads": threads, "workdir": workdir}
     engines.append(EndToEndEngine(onnx_dir, export_record["labels"], **options))

@@ -4,7 +4,7 @@ the figures that say why (rates, and how far each engine is from its arithmetic'
 
 from __future__ import annotations
 
-from common.artifacts import OPENVINO_VARIANTS
+from common.variants import VARIANTS
 
 SEED = "pytorch-fp32-padded"
 REFERENCE = "pytorch-fp32-bucketed"
@@ -14,9 +14,8 @@ UNIT = {"int8": "GOP/s"}  # integer operations; every other arithmetic counts GF
 
 
 def runtime(variant: str) -> str:
-    """What runs an exported variant in the scorer: OpenVINO for bf16 and int8-static, else
-    onnxruntime."""
-    return "openvino" if variant in OPENVINO_VARIANTS else "onnxruntime"
+    """What runs an exported variant in the scorer (common/variants.py)."""
+    return VARIANTS[variant].runtime
 
 
 def engine_name(variant: str) -> str:
@@ -152,7 +151,8 @@ def _ceilings(record: dict, need: float) -> str:
 
 def _model_engine(speed: dict, name: str) -> str:
     """The Scorer.predict engine of the variant an end-to-end run used (model only, no I/O)."""
-    same = engine_name(speed[name].get("variant"))
+    variant = speed[name].get("variant")
+    same = engine_name(variant) if variant else None
     return same if name.startswith(E2E) and same in speed else name
 
 

@@ -73,8 +73,6 @@ def summarize(seconds: list[float], rows: int, tokens: int) -> dict:
 
 def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) -> dict:
     """Token counts and padding of each batching, and what tokenization alone costs."""
-    from benchmarks.torch_engines import bucket_batches
-
     start = time.perf_counter()
     ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
     batch_s = time.perf_counter() - start
@@ -84,7 +82,11 @@ def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) ->
     one_by_one_s = time.perf_counter() - start
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
-    bucketed = sum(len(r) * int(lengths[r].max()) for r in bucket_batches(lengths, batch_size))
+    ordered = np.sort(lengths)  # the scorer's batches hold consecutive lengths in this order
+    bucketed = sum(
+        int(b.max()) * len(b)
+        for b in np.split(ordered, range(batch_size, len(ordered), batch_size))
+    )
     tokens = int(lengths.sum())
     return {
         "tokens": tokens,

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from common import cpu
+from common.batching import CUDA_PAD_TO, in_input_order
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 NO_BF16 = (
@@ -42,18 +43,13 @@ def quantize_linear_int8(model):
         )
 
 
-def bucket_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Sort by token length and cut into batches, so each pads only to its own longest text."""
-    order = np.argsort(lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
 class TorchEngine:
     """PyTorch eager: the seed's loop (fp32, padded, input order) or the scorer's bucketing."""
 
     group = "pytorch"
 
     def __init__(self, model, tokenizer, *, max_len, batch_size, device, padded, arith="fp32"):
+        """`tokenizer`: transformers' for the seed's padded loop, else common.batching's."""
         self.tokenizer, self.arith = tokenizer, arith
         self.model = quantize_linear_int8(model) if arith == "int8" else model
         self.max_len, self.batch_size, self.device, self.padded = (
@@ -112,21 +108,11 @@ class TorchEngine:
         return np.concatenate(out)
 
     def _bucketed(self, texts: list[str]) -> np.ndarray:
-        ids = self.tokenizer(texts, truncation=True, max_length=self.max_len)["input_ids"]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        out = None
-        pad = self.tokenizer.pad_token_id
-        for rows in bucket_batches(lengths, self.batch_size):
-            width = int(lengths[rows].max())
-            if self.device == "cuda":
-                width = -(-width // 8) * 8  # as the scorer pads on CUDA: the same batches
-            batch = np.full((len(rows), width), pad, dtype=np.int64)
-            mask = np.zeros((len(rows), width), dtype=np.int64)
-            for i, r in enumerate(rows):
-                batch[i, : lengths[r]] = ids[r]
-                mask[i, : lengths[r]] = 1
-            part = self._forward(torch.from_numpy(batch), torch.from_numpy(mask))
-            if out is None:
-                out = np.empty((len(texts), part.shape[1]), dtype=np.float32)
-            out[rows] = part
-        return out
+        """The scorer's batches (common.batching): sorted by token count, padded per batch."""
+
+        def run(feed: dict[str, np.ndarray]) -> np.ndarray:
+            ids, mask = (torch.from_numpy(feed[k]) for k in ("input_ids", "attention_mask"))
+            return self._forward(ids, mask)
+
+        pad_to = CUDA_PAD_TO if self.device == "cuda" else 1
+        return in_input_order(self.tokenizer.tokenize(texts), run, self.batch_size, pad_to)

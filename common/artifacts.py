@@ -1,4 +1,5 @@
-"""What passes between stages by name: the ONNX variant files, and a folder's label list."""
+"""A model folder's label list, as train and export write it (the variants' files are in
+common/variants.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,6 @@ from pathlib import Path
 
 from common.errors import UserError
 from common.jsonfile import read_json
-
-# Written by export (its export.json lists the ones it kept under "variants"), read by score.
-VARIANT_FILES = {
-    "fp32": "model.onnx",
-    "optimized": "model_optimized.onnx",
-    "fp16": "model_fp16.onnx",
-    "int8": "model_int8.onnx",
-    "bf16": "model.onnx",  # the same file, run by OpenVINO in bf16 (common/openvino_session.py)
-    "int8-static": "model_int8_static.xml",  # OpenVINO IR, weights in model_int8_static.bin
-}
-OPENVINO_VARIANTS = {"bf16", "int8-static"}
 
 
 def config_labels(folder: Path, fix: str) -> list[str]:

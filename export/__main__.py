@@ -1,7 +1,6 @@
-"""Export the trained model to ONNX (plain, graph-optimized, int8, fp16 on CUDA) and the OpenVINO
-variants (bf16, static int8), each checked against PyTorch.
+"""Export the trained model to ONNX and build its faster variants, each checked against PyTorch.
 
-python -m export --opset 17
+python -m export --opset 17 --eval-data labelled.csv
 """
 
 from __future__ import annotations
@@ -10,24 +9,43 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.cli import (
-    HelpFormatter,
-    fraction,
-    positive_int,
-    run_stage,
-    setup_logging,
-)
+from common.cli import HelpFormatter, fraction, positive_int, run_stage, setup_logging
+from common.variants import VARIANTS, Limits
 from export.notes import hide_library_notes
-from export.quantize import HOLDOUTS, ISAS, Int8Limits
+from export.quantize import ISAS
+
+OPTIONAL = [name for name in VARIANTS if name != "fp32"]
+# Names of an earlier release, kept for one more: each is read as its new form, with a notice.
+RENAMED = {
+    "--int8-max-diff": "--max-diff",
+    "--int8-p99-diff": "--p99-diff",
+    "--int8-min-agreement": "--min-flag-agreement",
+    "--int8-max-auc-drop": "--max-auc-drop",
+    "--int8-isa": "--target-cpu",
+}
+DECIDED = ("--device", "--int8-graph", "--int8-fp32", "--calibration-rows")  # take a value
+SWITCHES = [f"--{flag}{name}" for name in OPTIONAL for flag in ("", "no-")]
+
+
+def variant_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in OPTIONAL]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant {', '.join(unknown) or repr(text)}; name some of: "
+            f"{', '.join(OPTIONAL)} (fp32 is always exported)"
+        )
+    return names
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m export",
         description="Export a model folder written by `python -m train` to ONNX with dynamic "
-        "batch and sequence axes, derive optimized/int8/fp16 variants and the OpenVINO ones "
-        "(bf16, int8-static), and check each against PyTorch before writing it. Example: "
-        "python -m export --opset 17 --eval-data labelled.csv",
+        "batch and sequence axes, build the faster variants this machine can check (graph-"
+        "optimized, int8, fp16 on CUDA, OpenVINO bf16 and static int8) and check each against "
+        "PyTorch before writing it; a variant past its limits is left out, and export.json "
+        "says why. Example: python -m export --opset 17 --eval-data labelled.csv",
         formatter_class=HelpFormatter,
     )
     p.add_argument(
@@ -41,120 +59,82 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of the export")
     p.add_argument(
-        "--optimized",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="graph-optimized fp32 (attention, skip-layer-norm, GELU fusions)",
+        "--variants",
+        type=variant_list,
+        default=None,
+        help="comma-separated variants to build, each of which must pass (default: "
+        f"every one this machine can check, of {', '.join(OPTIONAL)})",
     )
     p.add_argument(
-        "--int8",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="dynamic int8 quantization for the CPU",
-    )
-    q = p.add_argument_group(
-        "int8, int8-static and bf16 fidelity",
-        "int8 and int8-static are checked against PyTorch on the parity texts and the "
-        "--eval-data rows; past any limit the next fp32 holdout (--int8-fp32) is tried, and past "
-        "them all the variant is not written (exit 1). Looser limits let it flip more flags at "
-        "the training thresholds (see the README). The four limits bind bf16 too; --int8-isa "
-        "and --int8-graph concern onnxruntime's int8 only.",
-    )
-    q.add_argument(
-        "--int8-isa",
+        "--target-cpu",
         choices=["auto", *ISAS],
         default="auto",
-        help="quantization preset: auto is this CPU's (onnxruntime runs any x86 preset on any "
-        "x86 CPU, fastest on its own kind)",
-    )
-    q.add_argument(
-        "--int8-fp32",
-        choices=["auto", *HOLDOUTS],
-        default="auto",
-        help="MatMuls kept in fp32: auto tries none, then the feed-forward output projections, "
-        "then all feed-forward MatMuls, and keeps the first within the limits",
-    )
-    q.add_argument(
-        "--int8-graph",
-        choices=["fused", "plain"],
-        default="fused",
-        help="quantize the graph-optimized model (fused attention in int8: faster) or the plain "
-        "one; fused needs --optimized",
-    )
-    q.add_argument(
-        "--int8-max-diff",
-        type=fraction,
-        default=Int8Limits.max_diff,
-        help="largest absolute probability difference allowed",
-    )
-    q.add_argument(
-        "--int8-p99-diff",
-        type=fraction,
-        default=Int8Limits.p99_diff,
-        help="99th percentile of the absolute probability difference allowed",
-    )
-    q.add_argument(
-        "--int8-min-agreement",
-        type=fraction,
-        default=Int8Limits.min_flag_agreement,
-        help="least share of rows whose flag agrees with PyTorch's at the training thresholds, "
-        "per label",
-    )
-    q.add_argument(
-        "--int8-max-auc-drop",
-        type=fraction,
-        default=Int8Limits.max_auc_drop,
-        help="largest macro ROC-AUC drop on labelled --eval-data",
-    )
-    p.add_argument(
-        "--fp16",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="fp16 for the CUDA provider (default: when CUDA is usable, since its "
-        "parity is checked on CUDA)",
-    )
-    p.add_argument(
-        "--int8-static",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="static int8 for OpenVINO (NNCF, scales calibrated on the --calibration-rows rows "
-        "of --eval-data after --eval-rows; the fastest CPU variant on VNNI and AMX CPUs); the "
-        "same fp32 holdouts and limits as int8. Needs --eval-data",
-    )
-    p.add_argument(
-        "--calibration-rows",
-        type=positive_int,
-        default=300,
-        help="--eval-data rows (after the --eval-rows checked ones) that int8-static calibrates on",
-    )
-    p.add_argument(
-        "--bf16",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="check model.onnx run by OpenVINO in bf16 on the CPU, held to the int8 fidelity "
-        "limits (default: where this CPU has avx512_bf16 or amx_bf16, the only CPUs where "
-        "bf16 runs in hardware)",
-    )
-    p.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        default="auto",
-        help="where parity of the fp16 variant is checked",
+        help="the CPU kind the int8 variant is quantized for (auto: this one; "
+        "avx512_vnni also suits AVX-VNNI and AMX); export on one machine, score on "
+        "another kind",
     )
     p.add_argument(
         "--eval-data",
         type=Path,
         default=None,
-        help="labelled CSV: check int8, int8-static and bf16 on its first --eval-rows rows "
-        "(and report each variant's ROC-AUC change against PyTorch); int8-static calibrates on "
-        "the --calibration-rows rows after them",
+        help="labelled CSV of your own comments: the reduced variants are checked on "
+        "its first --eval-rows rows, and int8-static calibrates on the 300 after them",
     )
     p.add_argument(
-        "--eval-rows", type=positive_int, default=2000, help="rows of --eval-data to use"
+        "--eval-rows", type=positive_int, default=2000, help="--eval-data rows to check on"
     )
-    p.add_argument("--text-column", default="comment_text", help="text column of --eval-data")
+    limits = p.add_argument_group(
+        "fidelity limits",
+        "how far int8, int8-static and bf16 may stray from PyTorch fp32 on "
+        "the checked rows; the flag and ROC-AUC limits bind from 200 --eval-data rows",
+    )
+    for flag, default, what in [
+        ("--max-diff", Limits.max_diff, "largest absolute probability difference"),
+        ("--p99-diff", Limits.p99_diff, "99th percentile of the absolute difference"),
+        (
+            "--min-flag-agreement",
+            Limits.min_flag_agreement,
+            "least share of rows whose flag agrees with PyTorch's at the training thresholds",
+        ),
+        ("--max-auc-drop", Limits.max_auc_drop, "largest macro ROC-AUC drop"),
+    ]:
+        limits.add_argument(flag, type=fraction, default=default, help=what)
     p.add_argument("--force", action="store_true", help="replace --out if it has content")
-    return p.parse_args(argv)
+    _hidden(p)
+    return p.parse_args(_renamed(sys.argv[1:] if argv is None else argv))
+
+
+def _hidden(p: argparse.ArgumentParser) -> None:
+    """The earlier release's switches and the text column override, kept out of --help."""
+    p.add_argument("--text-column", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(without=[])
+    for flag in DECIDED:
+        p.add_argument(flag, dest=None, help=argparse.SUPPRESS, action=_Notice)
+    for flag in SWITCHES:
+        p.add_argument(flag, nargs=0, help=argparse.SUPPRESS, action=_Notice)
+
+
+class _Notice(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        name = option_string.removeprefix("--no-").removeprefix("--")
+        if option_string.startswith("--no-"):
+            namespace.without = [*namespace.without, name]
+        print(
+            f"export: note: {option_string} is no longer needed and will go in the next "
+            "release; export decides it, or name variants with --variants",
+            file=sys.stderr,
+        )
+
+
+def _renamed(argv: list[str]) -> list[str]:
+    out = []
+    for arg in argv:
+        old, sep, value = arg.partition("=")
+        if old in RENAMED:
+            print(f"export: note: {old} is now {RENAMED[old]}", file=sys.stderr)
+            arg = RENAMED[old] + sep + value
+        out.append(arg)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,9 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         return code
     for name, v in record["variants"].items():
         print(
-            f"{name:<11} {v['file']:<22} {v['size_mb']:>7.1f} MB  "
+            f"{name:<11} {v['file']:<22} {v['size_mb']:>7.1f} MB  {v['precision']:<11} "
             f"max abs diff {v['max_abs_diff']:.1e}"
         )
+    for name, why in record["skipped"].items():
+        print(f"{name:<11} left out: {why}")
     print(f"wrote {args.out}")
     return 0
 
@@ -180,26 +162,14 @@ def _export(args: argparse.Namespace) -> dict:
         model_dir=args.model,
         out=args.out,
         opset=args.opset,
-        optimized=args.optimized,
-        int8=args.int8,
-        fp16=args.fp16,
-        bf16=args.bf16,
-        device=args.device,
+        variants=args.variants,
+        without=args.without,
+        target_cpu=args.target_cpu,
         eval_data=args.eval_data,
         eval_rows=args.eval_rows,
         text_column=args.text_column,
+        limits=Limits(args.max_diff, args.p99_diff, args.min_flag_agreement, args.max_auc_drop),
         force=args.force,
-        int8_isa=args.int8_isa,
-        int8_fp32=args.int8_fp32,
-        int8_graph=args.int8_graph,
-        int8_static=args.int8_static,
-        calibration_rows=args.calibration_rows,
-        int8_limits=Int8Limits(
-            max_diff=args.int8_max_diff,
-            p99_diff=args.int8_p99_diff,
-            min_flag_agreement=args.int8_min_agreement,
-            max_auc_drop=args.int8_max_auc_drop,
-        ),
     )
 
 

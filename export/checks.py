@@ -24,6 +24,11 @@ def check_model_dir(model_dir: Path) -> dict:
             f"{model_dir} is not a saved model (no config.json or weights); pass "
             "--model with the output of python -m train"
         )
+    if not (model_dir / "tokenizer.json").is_file():
+        raise UserError(
+            f"{model_dir} has no tokenizer.json (a fast tokenizer, which the scorer needs); "
+            "pass --model with the output of python -m train"
+        )
     config = read_json(config_path, "pass --model with the output of python -m train")
     if config.get("problem_type") != "multi_label_classification" or not config.get("id2label"):
         raise UserError(
@@ -33,11 +38,9 @@ def check_model_dir(model_dir: Path) -> dict:
     return config
 
 
-def check_optimizable(model_dir: Path, config: dict, optimized: bool, fp16: bool) -> None:
-    """The optimized and fp16 variants need onnxruntime's transformer optimizer, which knows
-    only some architectures: ask optimum's own rule before anything is exported."""
-    if not (optimized or fp16):
-        return
+def optimizer_problem(config: dict) -> str | None:
+    """Why onnxruntime's transformer optimizer (the optimized and fp16 variants) cannot take
+    this architecture, or None: optimum's own rule, asked before anything is exported."""
     from optimum.onnxruntime.configuration import OptimizationConfig
     from optimum.onnxruntime.utils import ORTConfigManager
 
@@ -45,12 +48,8 @@ def check_optimizable(model_dir: Path, config: dict, optimized: bool, fp16: bool
     try:
         ORTConfigManager.check_optimization_supported_model(model_type, OptimizationConfig())
     except NotImplementedError:
-        asked = (("--no-optimized", optimized), ("--no-fp16", fp16))
-        flags = " and ".join(flag for flag, on in asked if on)
-        raise UserError(
-            f"{model_dir} is a {model_type} model, which onnxruntime's graph optimizer does not "
-            f"support; pass {flags}"
-        ) from None
+        return f"onnxruntime's graph optimizer does not support {model_type} models"
+    return None
 
 
 def check_opset(opset: int) -> None:

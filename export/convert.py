@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from common.artifacts import VARIANT_FILES
+from common.variants import VARIANTS
 
 log = logging.getLogger("export")
 
@@ -25,7 +25,7 @@ def export_onnx(model_dir: Path, out: Path, opset: int) -> Path:
         do_validation=False,
         local_files_only=True,
     )
-    return out / VARIANT_FILES["fp32"]
+    return out / VARIANTS["fp32"].file
 
 
 def optimize(out: Path, *, for_gpu: bool, fp16: bool) -> Path:
@@ -42,9 +42,9 @@ def optimize(out: Path, *, for_gpu: bool, fp16: bool) -> Path:
     )
     name = "fp16" if fp16 else "optimized"
     with tempfile.TemporaryDirectory(dir=out) as scratch:
-        optimizer = ORTOptimizer.from_pretrained(out, file_names=[VARIANT_FILES["fp32"]])
+        optimizer = ORTOptimizer.from_pretrained(out, file_names=[VARIANTS["fp32"].file])
         optimizer.optimize(config, save_dir=scratch, file_suffix=name)
-        target = out / VARIANT_FILES[name]
+        target = out / VARIANTS[name].file
         shutil.move(Path(scratch) / f"model_{name}.onnx", target)
     log.info("fused operators in %s: %s", target.name, ORTOptimizer.get_fused_operators(target))
     return target

@@ -1,6 +1,6 @@
 """What each int8 choice costs in fidelity and gives in speed, on real comments, on this CPU.
 
-python -m export.int8_study --model artifacts/model --data ../shared/data/jigsaw/train.csv
+python -m export.int8_study --model artifacts/model --data labelled.csv
 
 The model is exported once (fp32 and optimized); then every graph (fused, plain), preset
 (--isas) and fp32 holdout is quantized and compared with PyTorch on the first --rows labelled
@@ -21,19 +21,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
+from common.batching import CPU_BATCH_SIZE, batches
 from common.cpu import this_cpu
 from common.labelled import read_eval_sample
+from common.variants import Limits
 from export import quantize
+from export.checker import VariantChecker
 from export.notes import hide_library_notes
-from export.quantize import HOLDOUTS, Int8Limits
+from export.quantize import HOLDOUTS
 from export.run import run as export_run
-from export.variants import VariantChecker
 
 log = logging.getLogger("export")
-TARGETS = Int8Limits()
+TARGETS = Limits()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m export.int8_study",
         description="Fidelity and speed of each int8 graph, preset and fp32 holdout on real "
         "comments. Example: python -m export.int8_study --model artifacts/model "
-        "--data ../shared/data/jigsaw/train.csv",
+        "--data labelled.csv",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--model", type=Path, required=True, help="folder written by python -m train")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("benchmarks/results") / cpu.slug()
     with tempfile.TemporaryDirectory(prefix="int8-study-") as scratch:
         folder = Path(scratch) / "onnx"
-        export_run(model_dir=args.model, out=folder, int8=False, device="cpu")
+        export_run(model_dir=args.model, out=folder, variants=["optimized"])
         config = json.loads((folder / "config.json").read_text())
         labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         sample = read_eval_sample(args.data, "comment_text", labels, args.rows, log)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 for holdout in HOLDOUTS:
                     target = f"int8-{graph}-{isa}-{holdout}.onnx"
                     path, _ = quantize.quantize(folder, source, target, isa=isa, holdout=holdout)
-                    _, probs = checker.check("int8", path, "cpu")
+                    _, probs = checker.check("int8", path, "cpu", cpu.flags)
                     figures, broken = checker.fidelity(probs, TARGETS)
                     figures.pop("limits")
                     rows[(graph, isa, holdout)] = {**figures, "within_targets": not broken}
@@ -94,34 +95,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _checker(model_dir: Path, folder: Path, labels: list[str], sample) -> VariantChecker:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     saved = json.loads((folder / "thresholds.json").read_text())
+    max_len = json.loads((folder / "export.json").read_text())["max_length"]
     return VariantChecker(
-        AutoTokenizer.from_pretrained(folder),
+        folder / "tokenizer.json",
+        max_len,
         AutoModelForSequenceClassification.from_pretrained(model_dir).eval(),
         sample=sample,
         thresholds=[saved[n]["threshold"] for n in labels],
     )
 
 
-def _batches(checker: VariantChecker, size: int = 64) -> list[dict]:
-    """The sample tokenized once, sorted by token count, in batches padded to their longest."""
-    texts = checker.texts
-    lengths = [len(ids) for ids in checker.tokenizer(texts, truncation=True)["input_ids"]]
-    order = np.argsort(lengths, kind="stable")
-    return [
-        dict(
-            checker.tokenizer(
-                [texts[i] for i in order[start : start + size]],
-                padding=True,
-                truncation=True,
-                max_length=checker.max_len,
-                return_tensors="np",
-            )
-        )
-        for start in range(0, len(order), size)
-    ]
+def _batches(checker: VariantChecker) -> list[dict]:
+    """The sample in the scorer's batches (common.batching), tokenized once."""
+    return [feed for _, feed in batches(checker.tokens["sample"], CPU_BATCH_SIZE)]
 
 
 def _time_all(files: dict, batches: list[dict], repeats: int, threads: int) -> dict:

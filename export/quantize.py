@@ -6,11 +6,9 @@ integer kernels it was shaped for, so by default it is this CPU's (`--int8-isa`)
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from common.cpu import CpuFacts, int8_dot_flag
@@ -118,39 +116,3 @@ def quantize(out: Path, source: str, target: str, *, isa: str, holdout: str) -> 
         "fp32_holdout": holdout,
         "fp32_nodes": len(exclude),
     }
-
-
-@dataclass(frozen=True)
-class Int8Limits:
-    """How far int8 may stray from PyTorch; the defaults keep flags and rankings as they were."""
-
-    max_diff: float = 0.05
-    p99_diff: float = 0.02
-    min_flag_agreement: float = 0.995
-    max_auc_drop: float = 0.002
-
-    @property
-    def rows_to_bind(self) -> int:
-        """--eval-data rows from which one flipped flag (or one reordered near-tie) no longer
-        breaks the flag and ROC-AUC limits alone: 200 at 99.5%. Below it they measure nothing.
-        """
-        if self.min_flag_agreement >= 1:
-            return 1
-        return math.ceil(1 / (1 - self.min_flag_agreement) - 1e-9)
-
-    def broken(self, figures: dict) -> list[str]:
-        """The limits `figures` break, each as 'what measured > limit'."""
-        out = []
-        if not figures["max_abs_diff"] <= self.max_diff:  # `not <=` so NaN breaks it too
-            out.append(f"max abs diff {figures['max_abs_diff']:.3f} > {self.max_diff}")
-        if not figures["p99_abs_diff"] <= self.p99_diff:
-            out.append(f"p99 abs diff {figures['p99_abs_diff']:.3f} > {self.p99_diff}")
-        if figures.get("sample_rows", 0) < self.rows_to_bind:
-            return out
-        agree = figures.get("flag_agreement_min")
-        if agree is not None and agree < self.min_flag_agreement:
-            out.append(f"flag agreement {agree:.2%} < {self.min_flag_agreement:.1%}")
-        change = figures.get("roc_auc_change")
-        if change is not None and not change >= -self.max_auc_drop:
-            out.append(f"ROC-AUC change {change:+.4f} < -{self.max_auc_drop}")
-        return out

@@ -6,7 +6,7 @@ MatMul with its neighbours; the operators left in float run in bf16 where the CP
 hardware. On Zen 4 (2 threads, real comments, model only) it ran 697 rows/s with the
 feed-forward output projections held out (what export kept for the real model), 616 with all
 feed-forward MatMuls held out, against 535 for bf16, 254 for onnxruntime's dynamic int8 and 334
-for PyTorch's bf16 autocast; all-int8 ran 831 but strayed by 0.099 (README, Results).
+for PyTorch's bf16 autocast; all-int8 ran 831 but strayed by 0.099 (docs/variants.md).
 """
 
 from __future__ import annotations
@@ -18,29 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from common.batching import CPU_BATCH_SIZE, TextTokenizer, batches
 from common.cpu import int8_dot_flag
+from common.variants import VARIANTS
 from export.quantize import HOLDOUTS
 
-STATIC_FILE = "model_int8_static.xml"  # its weights in model_int8_static.bin beside it
-CALIBRATION_BATCH = 8  # texts per calibration batch, padded to the longest, as the scorer pads
+STATIC_FILE = VARIANTS["int8-static"].file  # its weights in the .bin beside it
 
 
-def calibration_feeds(tokenizer, texts: list[str], max_len: int) -> list[dict[str, np.ndarray]]:
-    """Inputs for NNCF's statistics: length-sorted batches, padded as the scorer pads them."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    feeds = []
-    for start in range(0, len(order), CALIBRATION_BATCH):
-        batch = [texts[i] for i in order[start : start + CALIBRATION_BATCH]]
-        encoded = tokenizer(batch, padding=True, truncation=True, max_length=max_len)
-        ids = np.asarray(encoded["input_ids"], dtype=np.int64)
-        feeds.append(
-            {
-                "input_ids": ids,
-                "attention_mask": np.asarray(encoded["attention_mask"], dtype=np.int64),
-                "token_type_ids": np.zeros_like(ids),
-            }
-        )
-    return feeds
+def calibration_feeds(tokenizer: TextTokenizer, texts: list[str]) -> list[dict[str, np.ndarray]]:
+    """Inputs for NNCF's statistics: the batches the scorer builds on the CPU (length-sorted,
+    each padded to its longest), so the padding seen in calibration is the padding scored."""
+    return [feed for _, feed in batches(tokenizer.tokenize(texts), CPU_BATCH_SIZE)]
 
 
 def quantize_static(
@@ -75,7 +64,6 @@ def quantize_static(
     ov.save_model(quantized, str(out / STATIC_FILE), compress_to_fp16=False)
     return out / STATIC_FILE, {
         "source": source,
-        "runtime": "openvino",
         "calibration_texts": sum(len(f["input_ids"]) for f in feeds),
         "fp32_holdout": holdout,
         "fp32_nodes": len(held),

@@ -1,4 +1,4 @@
-"""`run()`: export the trained folder to ONNX, derive variants, check parity, write export.json."""
+"""`run()`: export the trained folder to ONNX, build and check each variant, write export.json."""
 
 from __future__ import annotations
 
@@ -10,25 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifacts import VARIANT_FILES
-from common.cpu import NO_BF16, bf16_flag, this_cpu
+from common.cpu import this_cpu
 from common.errors import ParityError, UserError
+from common.jsonfile import read_json
 from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
+from common.variants import VARIANTS, Limits, precision
 from common.writes import check_target, staged_folder
-from export import checks, convert, quantize, quantize_static
-from export.quantize import Int8Limits
-from export.variants import VariantChecker
+from export import build, checks, convert, quantize, quantize_static
+from export.checker import VariantChecker
+from export.plan import EVAL_HINT, plan
 
 log = logging.getLogger("export")
 
 COPIED = ["thresholds.json", "training_args.json", "metrics.json"]
-LOOSEN = (
-    "loosen them with --int8-max-diff/--int8-p99-diff/--int8-min-agreement/--int8-max-auc-drop "
-    "or pass --no-{name}"
-)
-# Tried in this order until one keeps int8 within its limits: the first is the fastest.
-INT8_HOLDOUT_ORDER = ("none", "ffn-output", "ffn")
+CALIBRATION_ROWS = 300  # int8-static's calibration texts, taken after the checked rows
 
 
 def run(
@@ -36,90 +32,165 @@ def run(
     model_dir: Path,
     out: Path,
     opset: int = 17,
-    optimized: bool = True,
-    int8: bool = True,
-    fp16: bool | None = None,
-    bf16: bool | None = None,
-    device: str = "auto",
+    variants: list[str] | None = None,
+    without: tuple[str, ...] = (),
+    target_cpu: str = "auto",
     eval_data: Path | None = None,
     eval_rows: int = 2000,
-    text_column: str = "comment_text",
+    text_column: str | None = None,
+    limits: Limits | None = None,
     force: bool = False,
-    int8_isa: str = "auto",
-    int8_fp32: str = "auto",
-    int8_graph: str = "fused",
-    int8_limits: Int8Limits | None = None,
-    int8_static: bool = True,
-    calibration_rows: int = 300,
 ) -> dict:
-    """Export, check each variant against PyTorch, and move the folder into place.
+    """Export, build and check each variant against PyTorch, and move the folder into place.
 
-    `int8_isa="auto"` is this CPU's preset; `int8_fp32="auto"` tries INT8_HOLDOUT_ORDER;
-    `bf16=None` checks bf16 where this CPU runs it in hardware. `int8_static` calibrates on
-    the `calibration_rows` rows of `eval_data` after its `eval_rows` (never the checked ones).
+    `variants=None` tries every variant this machine can make and leaves out (with a reason in
+    export.json) those it cannot make or that break their limits; a named variant that fails
+    fails the run. `target_cpu="auto"` quantizes int8 for this CPU. `text_column=None` is the
+    one the model was trained on. `without` leaves variants out (the old --no-<variant>).
     """
     config = checks.check_model_dir(model_dir)
     check_target(out, force, folder=True)
     checks.check_opset(opset)
     cpu = this_cpu()
-    isa = quantize.isa_for(cpu) if int8_isa == "auto" else int8_isa
-    bf16 = resolve_bf16(bf16, cpu.flags)
-    cuda = _resolve_cuda(device)
-    if fp16 and not cuda:
-        raise UserError(
-            "--fp16 needs the CUDA execution provider to check parity and none is "
-            "usable here; run on a GPU machine or pass --no-fp16"
-        )
-    fp16 = cuda if fp16 is None else fp16
-    checks.check_optimizable(model_dir, config, optimized, fp16)
+    isa = quantize.isa_for(cpu) if target_cpu == "auto" else target_cpu
+    optimizer = checks.optimizer_problem(config)
+    tried, left_out = plan(
+        variants, cpu.flags, cuda=_cuda(variants), eval_data=eval_data is not None,
+        optimizer=optimizer, without=without,
+    )  # fmt: skip
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    sample, calibration = _samples(eval_data, text_column, labels, eval_rows, calibration_rows)
-
+    text_column = text_column or _trained_text_column(model_dir)
+    sample, calibration = _samples(eval_data, text_column, labels, eval_rows, tried)
+    _uncalibrated(tried, left_out, calibration, eval_data)
     with staged_folder(out) as tmp:
         convert.export_onnx(model_dir, tmp, opset)
         for name in COPIED:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
         checker = _checker(model_dir, tmp, labels, sample)
+        folder = build.Folder(tmp, isa, cpu.flags)
+        folder.calibration = quantize_static.calibration_feeds(checker.tokenizer, calibration)
         record = {"max_length": checker.max_len, "variants": {}, "failed": {}}
-        _plain_variants(checker, tmp, record, optimized=optimized, fp16=fp16)
-        limits = int8_limits or Int8Limits()
-        if bf16:
-            _bf16_variant(checker, tmp, record, limits)
-        holdouts = INT8_HOLDOUT_ORDER if int8_fp32 == "auto" else (int8_fp32,)
-        if int8:
-            _int8_variant(checker, tmp, record, isa, holdouts, limits, int8_graph)
-        if int8_static and calibration:
-            _int8_static_variant(checker, tmp, record, calibration, holdouts, limits, cpu.flags)
-        if sample is not None:
-            record["eval"] = _eval_section(checker, record)
-        record.update(
-            source=str(model_dir),
-            opset=opset,
-            labels=labels,
-            skipped={
-                **_skipped(fp16, cuda, int8, bf16, cpu.flags),
-                **_static_skipped(int8_static, calibration, eval_data),
-            },
-            versions=_versions(),
-            axes=_axes(tmp / VARIANT_FILES["fp32"]),
-        )
-        (tmp / "export.json").write_text(json.dumps(record, indent=2) + "\n")
-    if record["failed"]:
+        for name in tried:
+            _make(name, folder, checker, record, limits or Limits())
+        _finish(record, left_out, tried, checker, tmp, model_dir, opset, labels)
+    named_failures = [v["why"] for n, v in record["failed"].items() if tried[n]]
+    if named_failures:
         raise ParityError(
-            f"{'; '.join(v['why'] for v in record['failed'].values())}: not written to {out}; "
-            "the other variants were"
+            f"{'; '.join(named_failures)}: not written to {out}; the other variants were"
         )
     return record
 
 
-def _checker(model_dir: Path, tmp: Path, labels: list[str], sample) -> VariantChecker:
-    """The exported tokenizer and the PyTorch model, loaded once for every check."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def _cuda(variants: list[str] | None) -> bool:
+    """Whether CUDA can check fp16 here; probed only when fp16 could be tried."""
+    return (variants is None or "fp16" in variants) and cuda_usable()
 
-    tokenizer = AutoTokenizer.from_pretrained(tmp)
+
+def _trained_text_column(model_dir: Path) -> str:
+    """The text column the model was trained on (training_args.json), else Jigsaw's."""
+    path = model_dir / "training_args.json"
+    saved = read_json(path, "retrain, or delete it") if path.is_file() else {}
+    return saved.get("text_column") or "comment_text"
+
+
+def _make(name: str, folder: build.Folder, checker, record: dict, limits: Limits) -> None:
+    """Build `name` with the first holdout that keeps it within its limits; record the entry
+    under "variants", or under "failed" with why. fp32 failing writes nothing at all."""
+    tried = []
+    for holdout in build.holdouts(name):
+        path, info = build.BUILDERS[name](folder, holdout)
+        entry, probs = checker.check(name, path, VARIANTS[name].devices[0], folder.flags)
+        entry.update(info, runtime=VARIANTS[name].runtime, precision=precision(name, folder.flags))
+        broken = _broken(name, entry, probs, checker, limits)
+        _log(name, entry)
+        if holdout is not None:
+            tried.append({"fp32_holdout": holdout, "broken": broken})
+            entry["tried"] = list(tried)
+        if not broken:
+            record["variants"][name] = entry
+            folder.written.add(name)
+            return
+        if path.name != VARIANTS["fp32"].file:  # bf16 runs model.onnx itself: keep it
+            path.unlink()
+            path.with_suffix(".bin").unlink(missing_ok=True)  # an OpenVINO IR's weights
+    held = f" (fp32 holdout {holdout})" if holdout else ""
+    entry["why"] = f"{name}{held} breaks its limits: {'; '.join(broken)}"
+    if name == "fp32":  # nothing else can be trusted: write nothing
+        raise ParityError(f"{entry['why']}; no ONNX model was written")
+    record["failed"][name] = entry
+
+
+def _broken(name: str, entry: dict, probs: dict, checker, limits: Limits) -> list[str]:
+    """The limits a variant breaks: its parity limit, or the fidelity limits if reduced."""
+    if not VARIANTS[name].reduced:
+        limit = entry["limit"]  # inf (NaN or inf output) never passes
+        return [] if entry["max_abs_diff"] <= limit else [f"{_gap(entry)} > {limit:.0e}"]
+    entry["fidelity"], broken = checker.fidelity(probs, limits)
+    entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
+    return broken
+
+
+def _finish(record, left_out, tried, checker, tmp: Path, model_dir, opset, labels) -> None:
+    """Left-out variants with their reasons, the eval section, versions; export.json."""
+    for name, entry in record["failed"].items():
+        if not tried[name]:
+            log.warning("%s left out: %s; name it in --variants to see the figures fail", name,
+                        entry["why"])  # fmt: skip
+            left_out[name] = entry["why"]
+    if checker.texts:
+        record["eval"] = _eval_section(checker, record)
+    record.update(
+        source=str(model_dir),
+        opset=opset,
+        labels=labels,
+        skipped=left_out,
+        versions=_versions(),
+        axes=_axes(tmp / VARIANTS["fp32"].file),
+    )
+    (tmp / "export.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _checker(model_dir: Path, tmp: Path, labels: list[str], sample) -> VariantChecker:
+    """The PyTorch model, loaded once for every check, and the exported tokenizer."""
+    from transformers import AutoModelForSequenceClassification
+
+    config = read_json(tmp / "tokenizer_config.json", "re-export")
+    max_len = int(config["model_max_length"])
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    return VariantChecker(tokenizer, model, sample=sample, thresholds=_thresholds(tmp, labels))
+    return VariantChecker(
+        tmp / "tokenizer.json", max_len, model, sample=sample, thresholds=_thresholds(tmp, labels)
+    )
+
+
+def _uncalibrated(tried: dict, left_out: dict, calibration: list, eval_data) -> None:
+    """int8-static with no rows to calibrate on: refused when named, else left out."""
+    if "int8-static" not in tried or calibration:
+        return
+    why = f"{eval_data.name} has too few labelled rows to calibrate it on; {EVAL_HINT}"
+    if tried.pop("int8-static"):
+        raise UserError(f"--variants int8-static: {why}")
+    left_out["int8-static"] = why
+    log.warning("int8-static left out: %s", why)
+
+
+def _samples(eval_data, text_column: str, labels, eval_rows: int, tried: dict):
+    """The --eval-data rows to check variants on and the next rows' texts to calibrate
+    int8-static on (kept apart so its check is not flattered); (None, []) without a file.
+    A file with fewer rows than both need is split, and the log says how."""
+    if eval_data is None:
+        return None, []
+    wanted = CALIBRATION_ROWS if "int8-static" in tried else 0
+    texts, flags = read_eval_sample(eval_data, text_column, labels, eval_rows + wanted, log)
+    calibrate = min(wanted, max(len(texts) - eval_rows, len(texts) // 5))
+    checked = min(eval_rows, len(texts) - calibrate)
+    if calibrate < wanted:
+        log.warning(
+            "%s has %d labelled rows, fewer than --eval-rows %d + %d to calibrate int8-static: "
+            "checking on the first %d, calibrating on the next %d",
+            eval_data.name, len(texts), eval_rows, wanted, checked, calibrate,
+        )  # fmt: skip
+    return (texts[:checked], flags[:checked]), texts[checked : checked + calibrate]
 
 
 def _thresholds(folder: Path, labels: list[str]) -> list[float] | None:
@@ -135,139 +206,6 @@ def _thresholds(folder: Path, labels: list[str]) -> list[float] | None:
             f"{path} is not the thresholds file python -m train writes ({e!r}); retrain, or "
             "delete it to export without flags"
         ) from None
-
-
-def _plain_variants(checker, tmp: Path, record: dict, *, optimized: bool, fp16: bool) -> None:
-    """fp32 (nothing is written if it fails), optimized and fp16, each within its parity limit."""
-    steps = [("fp32", lambda: tmp / VARIANT_FILES["fp32"], "cpu", None)]
-    if optimized:
-        steps.append(
-            ("optimized", lambda: convert.optimize(tmp, for_gpu=False, fp16=False), "cpu", None)
-        )
-    if fp16:
-        io = {"io": "int64 inputs, float32 logits (fp16 inside)"}
-        steps.append(("fp16", lambda: convert.optimize(tmp, for_gpu=True, fp16=True), "cuda", io))
-    for name, make, provider, extra in steps:
-        path = make()
-        entry, _ = checker.check(name, path, provider, extra)
-        _log(name, entry)
-        if entry["max_abs_diff"] <= entry["limit"]:  # inf (NaN or inf output) never passes
-            record["variants"][name] = entry
-            continue
-        path.unlink()
-        entry["why"] = f"parity failed for {name} ({_gap(entry)} > {entry['limit']:.0e})"
-        record["failed"][name] = entry
-        if name == "fp32":  # nothing else can be trusted: write nothing
-            raise ParityError(f"{entry['why']}; no ONNX model was written")
-
-
-def resolve_bf16(requested: bool | None, flags: frozenset[str]) -> bool:
-    """Whether to check the bf16 variant: by default where this CPU runs bf16 in hardware, the
-    only place its figures mean anything (elsewhere OpenVINO quietly runs fp32)."""
-    if requested and not bf16_flag(flags):
-        raise UserError(
-            f"--bf16 needs a CPU that runs bf16 in hardware to check it and {NO_BF16}; export on "
-            "a CPU with avx512_bf16 or amx_bf16, or pass --no-bf16"
-        )
-    return bool(bf16_flag(flags)) if requested is None else requested
-
-
-def _bf16_variant(checker, tmp: Path, record: dict, limits: Int8Limits) -> None:
-    """model.onnx run by OpenVINO in bf16, kept in export.json when within `limits`."""
-    path = tmp / VARIANT_FILES["bf16"]
-    entry, broken = _check_fidelity(checker, "bf16", path, {"runtime": "openvino"}, limits)
-    if not broken:
-        record["variants"]["bf16"] = entry
-        return
-    loosen = LOOSEN.format(name="bf16")
-    entry["why"] = f"bf16 (OpenVINO) breaks its fidelity limits: {'; '.join(broken)}; {loosen}"
-    record["failed"]["bf16"] = entry
-
-
-def _check_fidelity(checker, name: str, path: Path, info: dict, limits) -> tuple[dict, list[str]]:
-    """A reduced-precision variant's record with its fidelity figures, and the limits it breaks."""
-    entry, probs = checker.check(name, path, "cpu", info)
-    entry["fidelity"], broken = checker.fidelity(probs, limits)
-    entry["fidelity"]["passed"] = not broken  # score's --variant auto reads this
-    _log(name, entry)
-    return entry, broken
-
-
-def _first_within_limits(checker, record: dict, name: str, make, holdouts, limits) -> None:
-    """Keep the first of `make(holdout)` (-> path, info) within `limits`; else record why not."""
-    tried = []
-    for holdout in holdouts:
-        path, info = make(holdout)
-        entry, broken = _check_fidelity(checker, name, path, info, limits)
-        tried.append({"fp32_holdout": holdout, "broken": broken})
-        if not broken:
-            record["variants"][name] = {**entry, "tried": tried}
-            return
-        log.info("%s with %s held in fp32 breaks its limits: %s", name, holdout, "; ".join(broken))
-        path.unlink()
-        path.with_suffix(".bin").unlink(missing_ok=True)  # an OpenVINO IR's weights
-    entry["tried"] = tried
-    entry["why"] = (
-        f"{name} (fp32 holdout {holdout}) breaks its fidelity limits: {'; '.join(broken)}; "
-        + LOOSEN.format(name=name)
-    )
-    record["failed"][name] = entry
-
-
-def _int8_variant(checker, tmp, record, isa: str, holdouts, limits, graph: str) -> None:
-    """Quantize with the first fp32 holdout that keeps int8 within `limits`; else refuse it.
-
-    `graph="fused"` quantizes the optimized graph when it was written (fused attention runs
-    faster), else the plain one.
-    """
-    fused = graph == "fused" and "optimized" in record["variants"]
-    if graph == "fused" and not fused:
-        log.info("int8 from the plain graph: the optimized one was not written")
-    source = VARIANT_FILES["optimized" if fused else "fp32"]
-
-    def make(holdout: str):
-        return quantize.quantize(tmp, source, VARIANT_FILES["int8"], isa=isa, holdout=holdout)
-
-    _first_within_limits(checker, record, "int8", make, holdouts, limits)
-
-
-def _int8_static_variant(checker, tmp, record, texts: list[str], holdouts, limits, flags) -> None:
-    """NNCF's static int8 of model.onnx (OpenVINO IR), calibrated on `texts`."""
-    feeds = quantize_static.calibration_feeds(checker.tokenizer, texts, checker.max_len)
-
-    def make(holdout: str):
-        return quantize_static.quantize_static(
-            tmp, VARIANT_FILES["fp32"], feeds, holdout=holdout, flags=flags
-        )
-
-    _first_within_limits(checker, record, "int8-static", make, holdouts, limits)
-
-
-def _samples(eval_data, text_column, labels, eval_rows: int, calibration_rows: int):
-    """The --eval-data rows to check variants on, and the next rows' texts to calibrate
-    int8-static on (kept apart so its check is not flattered); (None, []) without a file."""
-    if eval_data is None:
-        return None, []
-    texts, flags = read_eval_sample(
-        eval_data, text_column, labels, eval_rows + calibration_rows, log
-    )
-    return (texts[:eval_rows], flags[:eval_rows]), texts[eval_rows:]
-
-
-def _static_skipped(asked: bool, calibration: list[str], eval_data: Path | None) -> dict:
-    if not asked:
-        return {"int8-static": "turned off with --no-int8-static"}
-    if calibration:
-        return {}
-    if eval_data is None:
-        why = "it calibrates on --eval-data rows and no --eval-data was given"
-    else:  # asked for a check on the user's rows: say so, it is not what they expect
-        why = (
-            f"it calibrates on the --eval-data rows past --eval-rows and {eval_data} has none; "
-            "lower --eval-rows or pass a larger labelled CSV"
-        )
-        log.info("int8-static skipped: %s", why)
-    return {"int8-static": why}
 
 
 def _eval_section(checker, record: dict) -> dict:
@@ -307,36 +245,6 @@ def _log(name: str, entry: dict) -> None:
         if "flag_agreement_min" in fidelity:
             detail += f", flags agree {fidelity['flag_agreement_min']:.2%} or more per label"
     log.info("%-11s %-22s %7.1f MB  %s", name, entry["file"], entry["size_mb"], detail)
-
-
-def _resolve_cuda(device: str) -> bool:
-    usable = device != "cpu" and cuda_usable()
-    if device == "cuda" and not usable:
-        raise UserError(
-            "--device cuda was asked for but onnxruntime cannot use CUDA here; onnxruntime-gpu "
-            'needs CUDA 13 and cuDNN 9: pip install "onnxruntime-gpu[cuda,cudnn]", or pass '
-            "--device cpu"
-        )
-    return usable
-
-
-def _skipped(fp16: bool, cuda: bool, int8: bool, bf16: bool, flags: frozenset[str]) -> dict:
-    skipped = {} if int8 else {"int8": "turned off with --no-int8"}
-    if not bf16:
-        skipped["bf16"] = (
-            "turned off with --no-bf16"
-            if bf16_flag(flags)
-            else f"{NO_BF16}, so its bf16 could not be checked here; export on such a CPU"
-        )
-    if fp16:
-        return skipped
-    why = (
-        "no usable CUDA execution provider to check its parity; run python -m export on "
-        "a GPU machine"
-        if not cuda
-        else "turned off with --no-fp16"
-    )
-    return {**skipped, "fp16": why}
 
 
 def _axes(path: Path) -> dict:

@@ -12,24 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common.artifacts import VARIANT_FILES
 from common.cpu import NO_BF16, bf16_flag, cpu_flags
 from common.errors import UserError
 from common.jsonfile import read_json
+from common.variants import VARIANTS
 from score.variant_rule import auto_variant, cpu_kind_problem
 
 log = logging.getLogger("score")
 
-# fp16 is fused for and checked on CUDA; int8 is quantized for the CPU's integer kernels; bf16 is
-# model.onnx run by OpenVINO on the CPU, int8-static an OpenVINO IR.
-RUNS_ON = {
-    "fp32": {"cpu", "cuda"},
-    "optimized": {"cpu", "cuda"},
-    "fp16": {"cuda"},
-    "int8": {"cpu"},
-    "bf16": {"cpu"},
-    "int8-static": {"cpu"},
-}
 FIX_FOLDER = "pass --model with a folder written by python -m export"
 
 
@@ -88,10 +78,10 @@ def _variant_files(path: Path, export: dict) -> dict[str, Path]:
     hold (export writes nothing when fp32 fails parity). The file table serves only a folder
     without export.json. A listed file that is missing is refused."""
     if not export:
-        return {n: path / f for n, f in VARIANT_FILES.items() if (path / f).is_file()}
-    files = {"fp32": path / VARIANT_FILES["fp32"]}
+        return {n: path / v.file for n, v in VARIANTS.items() if (path / v.file).is_file()}
+    files = {"fp32": path / VARIANTS["fp32"].file}
     for name, entry in export.get("variants", {}).items():
-        files[name] = path / entry.get("file", VARIANT_FILES.get(name, f"model_{name}.onnx"))
+        files[name] = path / (entry.get("file") or VARIANTS[name].file)
     # An OpenVINO IR (.xml) keeps its weights in the .bin beside it.
     weights = [f.with_suffix(".bin") for f in files.values() if f.suffix == ".xml"]
     needed = [*files.values(), *weights]
@@ -118,7 +108,7 @@ def variant_choice(
     if requested == "auto":
         pick, why = auto_variant(provider, flags, set(folder.variants), folder.records)
         return pick, f"auto: {why}"
-    if provider not in RUNS_ON[requested]:
+    if provider not in VARIANTS[requested].devices:
         other = "cuda" if provider == "cpu" else "cpu"
         raise UserError(
             f"--variant {requested} runs on {other.upper()} only and the provider is {provider}; "
@@ -136,7 +126,7 @@ def variant_choice(
     if requested not in folder.variants:
         why = folder.skipped.get(requested, "not exported")
         raise UserError(
-            f"{folder.path} has no {requested} variant ({VARIANT_FILES[requested]}: {why}); "
+            f"{folder.path} has no {requested} variant ({VARIANTS[requested].file}: {why}); "
             f"pass --variant with one of: {', '.join(folder.variants)}"
         )
     return requested, "asked for with --variant"

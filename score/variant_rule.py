@@ -1,64 +1,51 @@
 """The rule behind `--variant auto`: which exported variant runs, from the device and CPU flags.
 
 A pure function of the facts passed in (provider, CPU flags, what export.json lists), so it is
-tested with the flags of every kind of CPU. Change the tables here after measuring.
+tested with the flags of every kind of CPU. The order and flags are common/variants.py's.
 """
 
 from __future__ import annotations
 
-from common.cpu import BF16_FLAGS, VNNI_FLAGS, int8_dot_flag
-
-# On the CPU, each row whose flags the CPU has (any one of them) names a variant to try, in this
-# order. Measured on Zen 4 (`python -m score` on 4,000 real comments, 2 threads; the benchmark's
-# figures are in benchmarks/results/amd-epyc-avx512-vnni-bf16): int8-static 552 rows/s, bf16
-# 460, onnxruntime int8 265, optimized 231. int8-static is left to CPUs with VNNI or AMX: without
-# them its int8 products can saturate (u8 x s8 in 16-bit pairs); on Zen 4 with OpenVINO held to
-# AVX2 (ONEDNN_MAX_CPU_ISA) it ran slower than fp32 (149 against 197 rows/s, model only) and
-# strayed further (cpu_kind_problem).
-CPU_RULE = [
-    (("amx_int8",), "int8-static", "AMX multiplies int8 matrices in tiles"),
-    (VNNI_FLAGS, "int8-static", "VNNI does int8 dot products in one instruction"),
-    (BF16_FLAGS, "bf16", "OpenVINO runs its bf16 matrix multiplies in hardware"),
-    (("amx_int8",), "int8", "AMX multiplies int8 matrices in tiles"),
-    (VNNI_FLAGS, "int8", "VNNI does int8 dot products in one instruction"),
-]
-CPU_OTHERWISE = "no bf16 hardware, VNNI or AMX, so neither bf16 nor int8 gains much"
-# Where no preferred variant is usable, in this order.
-FALLBACK = {"cpu": ["optimized", "fp32"], "cuda": ["fp16", "optimized", "fp32"]}
+from common.cpu import int8_dot_flag
+from common.errors import UserError
+from common.variants import AUTO_ORDER, FLAG_REASONS, VARIANTS, auto_flag
 
 
 def auto_variant(
     provider: str, flags: frozenset[str], present: set[str], records: dict[str, dict]
 ) -> tuple[str, str]:
-    """The variant to run and why; `present` are the ONNX files, `records` export.json's entries."""
+    """The variant to run and why; `present` are the exported files, `records` export.json's
+    entries. AUTO_ORDER's first variant that this CPU is worth it on (its `auto_on` flags),
+    export kept and, if reduced, checked on enough rows; each one passed over says why."""
+    passed_over, missing = [], []
+    for name in AUTO_ORDER[provider]:
+        flag = auto_flag(VARIANTS[name], flags) if provider == "cpu" else ""
+        if flag is None:
+            continue
+        check = PROBLEMS.get(name, _no_problem)
+        problem = "not exported" if name not in present else check(records.get(name), flags)
+        if flag:  # a variant this CPU runs faster than fp32
+            why = f"this CPU has {flag}: {FLAG_REASONS[flag]}"
+            if problem is None:
+                picked = f"{why}, and {name} is within its fidelity limits"
+                return name, "; ".join([*passed_over, picked])
+            passed_over.append(f"{why}, but {name} is not usable: {problem}")
+        elif problem is None:
+            head = "; ".join(passed_over) or _plain(provider)
+            return name, head + "".join(f"; {m} not exported" for m in missing)
+        else:
+            missing.append(name)
+    raise UserError("the export folder has no model.onnx; re-export it with python -m export")
+
+
+def _plain(provider: str) -> str:
     if provider == "cuda":
-        pick = next(v for v in FALLBACK["cuda"] if v in present)
-        missing = FALLBACK["cuda"][: FALLBACK["cuda"].index(pick)]
-        return pick, "on CUDA" + "".join(f"; {v} not exported" for v in missing)
-    passed_over = []
-    for variant, why in cpu_preferences(flags):
-        problem = (
-            PROBLEMS[variant](records.get(variant), flags) if variant in present else "not exported"
-        )
-        if problem is None:
-            picked = f"{why}, and {variant} is within its fidelity limits"
-            return variant, "; ".join([*passed_over, picked])
-        passed_over.append(f"{why}, but {variant} is not usable: {problem}")
-    why = "; ".join(passed_over) or f"this CPU has {CPU_OTHERWISE}"
-    pick = next(v for v in FALLBACK["cpu"] if v in present)
-    missing = FALLBACK["cpu"][: FALLBACK["cpu"].index(pick)]
-    return pick, why + "".join(f"; {v} not exported" for v in missing)
+        return "on CUDA"
+    return "this CPU has no bf16 hardware, VNNI or AMX, so neither bf16 nor int8 gains much"
 
 
-def cpu_preferences(flags: frozenset[str]) -> list[tuple[str, str]]:
-    """The variants this kind of CPU runs faster than optimized fp32 (by the table above), fastest
-    first, each with the reason."""
-    preferences: dict[str, str] = {}
-    for wanted, variant, why in CPU_RULE:
-        have = [f for f in wanted if f in flags]
-        if have and variant not in preferences:
-            preferences[variant] = f"this CPU has {have[0]}: {why}"
-    return list(preferences.items())
+def _no_problem(record: dict | None, flags: frozenset[str]) -> None:
+    return None
 
 
 def fidelity_problem(variant: str, record: dict | None) -> str | None:

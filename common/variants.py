@@ -1,0 +1,128 @@
+"""Every variant's facts, once: the file export writes, the runtime that runs it, its precision,
+the CPU it needs, the limits it is held to and its place in `--variant auto`.
+
+Export builds and checks the variants listed here, score opens and chooses among them, and the
+benchmarks and reports name them from here. Adding a variant is one entry below plus its build
+function in export/build.py.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from common.cpu import BF16_FLAGS, INT8_DOT_FLAGS, bf16_flag
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How far a reduced-precision variant may stray from PyTorch fp32; the defaults keep flags
+    and rankings as they were."""
+
+    max_diff: float = 0.05
+    p99_diff: float = 0.02
+    min_flag_agreement: float = 0.995
+    max_auc_drop: float = 0.002
+
+    @property
+    def rows_to_bind(self) -> int:
+        """--eval-data rows from which one flipped flag (or one reordered near-tie) no longer
+        breaks the flag and ROC-AUC limits alone: 200 at 99.5%. Below it they measure nothing."""
+        if self.min_flag_agreement >= 1:
+            return 1
+        return math.ceil(1 / (1 - self.min_flag_agreement) - 1e-9)
+
+    def broken(self, figures: dict) -> list[str]:
+        """The limits `figures` break, each as 'what measured > limit'."""
+        out = []
+        if not figures["max_abs_diff"] <= self.max_diff:  # `not <=` so NaN breaks it too
+            out.append(f"max abs diff {figures['max_abs_diff']:.3f} > {self.max_diff}")
+        if not figures["p99_abs_diff"] <= self.p99_diff:
+            out.append(f"p99 abs diff {figures['p99_abs_diff']:.3f} > {self.p99_diff}")
+        if figures.get("sample_rows", 0) < self.rows_to_bind:
+            return out
+        agree = figures.get("flag_agreement_min")
+        if agree is not None and agree < self.min_flag_agreement:
+            out.append(f"flag agreement {agree:.2%} < {self.min_flag_agreement:.1%}")
+        change = figures.get("roc_auc_change")
+        if change is not None and not change >= -self.max_auc_drop:
+            out.append(f"ROC-AUC change {change:+.4f} < -{self.max_auc_drop}")
+        return out
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    file: str  # in the export folder; an OpenVINO IR (.xml) keeps its weights in the .bin beside
+    runtime: str  # "onnxruntime" or "openvino"
+    devices: tuple[str, ...]  # where it runs: "cpu", "cuda"
+    arith: str  # the arithmetic of its matrix multiplies: fp32, fp16, bf16, int8
+    parity_limit: float | None  # largest probability gap allowed; None: held to `Limits`
+    needs: tuple[str, ...] = ()  # CPU flags, one of which it needs to be checked and run
+    auto_on: tuple[str, ...] = ()  # auto tries it only on CPUs with one of these ("": any)
+    calibrated: bool = False  # built from --eval-data rows (needs --eval-data)
+    trades: str = ""
+
+    @property
+    def reduced(self) -> bool:
+        """Held to the fidelity limits (int8, bf16) rather than a parity limit."""
+        return self.parity_limit is None
+
+
+ANY_CPU = ("",)
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("fp32", "model.onnx", "onnxruntime", ("cpu", "cuda"), "fp32", 1e-4,
+                auto_on=ANY_CPU, trades="nothing: the graph as exported"),
+        Variant("optimized", "model_optimized.onnx", "onnxruntime", ("cpu", "cuda"), "fp32",
+                1e-4, auto_on=ANY_CPU,
+                trades="nothing: fused attention, skip-layer-norm and bias-GELU"),
+        Variant("fp16", "model_fp16.onnx", "onnxruntime", ("cuda",), "fp16", 1e-2,
+                trades="fp16 arithmetic on CUDA (int64 inputs, fp32 logits)"),
+        Variant("int8", "model_int8.onnx", "onnxruntime", ("cpu",), "int8", None,
+                auto_on=INT8_DOT_FLAGS,
+                trades="dynamic int8 MatMuls (activation scales per batch), the rest fp32"),
+        Variant("bf16", "model.onnx", "openvino", ("cpu",), "bf16", None, needs=BF16_FLAGS,
+                auto_on=BF16_FLAGS, trades="bf16 arithmetic, in hardware only"),
+        Variant("int8-static", "model_int8_static.xml", "openvino", ("cpu",), "int8", None,
+                auto_on=INT8_DOT_FLAGS, calibrated=True,
+                trades="static int8 MatMuls calibrated on real comments, the rest bf16 or fp32"),
+    )
+}  # fmt: skip
+
+# `--variant auto` tries these in order and runs the first that this machine runs, export kept
+# and, for a reduced variant, checked on enough real rows. The CPU order was measured on Zen 4
+# (AVX-512, VNNI, bf16): see docs/variants.md for the figures, the command and the kinds of CPU
+# not yet measured, where the order is kept as reasoned from those figures.
+AUTO_ORDER = {
+    "cpu": ("int8-static", "bf16", "int8", "optimized", "fp32"),
+    "cuda": ("fp16", "optimized", "fp32"),
+}
+# Why a CPU flag makes a variant worth trying: the summary line of score quotes it.
+FLAG_REASONS = {
+    "amx_int8": "AMX multiplies int8 matrices in tiles",
+    "avx512_vnni": "VNNI does int8 dot products in one instruction",
+    "avx_vnni": "VNNI does int8 dot products in one instruction",
+    "amx_bf16": "OpenVINO runs its bf16 matrix multiplies in hardware",
+    "avx512_bf16": "OpenVINO runs its bf16 matrix multiplies in hardware",
+}
+
+
+def precision(name: str, flags: frozenset[str]) -> str:
+    """What a variant computes in on a CPU with `flags`: int8-static's float operators run in
+    bf16 where the CPU has bf16 hardware, else fp32; int8's are fp32."""
+    if name == "int8-static":
+        return "int8 + " + ("bf16" if bf16_flag(flags) else "fp32")
+    if name == "int8":
+        return "int8 + fp32"
+    return VARIANTS[name].arith
+
+
+def auto_flag(variant: Variant, flags: frozenset[str]) -> str | None:
+    """The flag of `flags` for which auto tries `variant` ("" for any CPU), or None."""
+    return next((f for f in variant.auto_on if f == "" or f in flags), None)
+
+
+def is_openvino(name: str) -> bool:
+    return VARIANTS[name].runtime == "openvino"
