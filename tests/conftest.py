@@ -218,6 +218,17 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     return out
 
 
+@pytest.fixture(scope="session")
+def cuda_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny model exported with `--device cuda`, so the fp16 variant is written with its
+    parity checked on CUDA; the CPU-only variants (int8, bf16) are left out. For `gpu` tests."""
+    from export.run import run as export
+
+    out = tmp_path_factory.mktemp("cuda-export") / "onnx"
+    export(model_dir=tiny_model_dir, out=out, device="cuda", int8=False, bf16=False, force=True)
+    return out
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """`gpu` tests: skipped in a plain run without CUDA, failed when asked for (`-m gpu`).
 
