@@ -7,7 +7,6 @@ from __future__ import annotations
 from common.artifacts import OPENVINO_VARIANTS
 
 SEED = "pytorch-fp32-padded"
-REFERENCE = "pytorch-fp32-bucketed"
 E2E = "scorer-end-to-end"
 AUC_TOLERANCE = 0.002  # the bound on the macro ROC-AUC change of any default variant
 UNIT = {"int8": "GOP/s"}  # integer operations; every other arithmetic counts GFLOP/s
