@@ -85,7 +85,7 @@ def test_export_on_cuda_writes_fp16_within_its_parity_limit(
     assert 0 < fp16["max_abs_diff"] <= 1e-2  # fp16 rounds: close to PyTorch, not equal
     assert "fp16" not in record["skipped"] and not record["failed"]
     # Really fp16 inside: the float weights are float16; int64 ids in, float32 logits out.
-    graph = onnx.load(cuda_onnx_dir / "model_fp16.onnx").graph
+    graph = onnx.load(str(cuda_onnx_dir / "model_fp16.onnx")).graph
     sizes = {onnx.TensorProto.FLOAT: 0, onnx.TensorProto.FLOAT16: 0}
     for tensor in graph.initializer:
         if tensor.data_type in sizes:
