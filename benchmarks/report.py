@@ -1,4 +1,5 @@
-"""Write results.json (every number), report.md (tables, targets, notes) and a rows/s bar chart."""
+"""Write results.json (every number), report.md (tables, targets, notes) and a rows/s bar chart;
+`summary` is the few lines printed on stdout."""
 
 from __future__ import annotations
 
@@ -22,6 +23,32 @@ def write(folder: Path, record: dict) -> None:
         with atomic_file(folder / CHART) as tmp:
             chart(record, tmp)
     write_text(folder / "report.md", markdown(record))
+
+
+def summary(record: dict) -> str:
+    """The stdout result: one line per engine and per target."""
+    env = record["env"]
+    where = env.get("gpu") or f"{env['cpu']} ({', '.join(env['cpu_flags'])})"
+    lines = [f"device {env['device']}: {where}, {env['threads']} threads"]
+    speed = record.get("throughput", {}).get("engines", {})
+    best = targets.best_pytorch(speed)
+    for name, r in speed.items():
+        ratio = (
+            "FAILED: " + r["failed"]
+            if r.get("failed")
+            else f"{r['rows_per_s'] / speed[best]['rows_per_s']:5.2f}x best PyTorch"
+        )
+        lines.append(
+            f"{name:<26} {r['provider']:<5} {r['rows_per_s']:>10,.1f} rows/s  {ratio}  "
+            f"({r['spread_pct']:.0f}% spread)"
+        )
+    for name, r in record.get("quality", {}).get("engines", {}).items():
+        auc = r["roc_auc_macro"]
+        lines.append(f"{name:<26} macro ROC-AUC {auc if auc is None else f'{auc:.4f}'}")
+    for t in record.get("targets", []):
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        lines.append(f"target: {t['target']}: {t['measured']} ({t['goal']}) {verdict}")
+    return "\n".join(lines)
 
 
 def markdown(record: dict) -> str:
@@ -64,7 +91,7 @@ def _setup(record: dict) -> list[str]:
     s, env, m = record["settings"], record["env"], record["model"]
     texts = record.get("texts") or {}
     source = (
-        "generated stand-in texts (no real comments found)"
+        "generated stand-in texts (no --texts given)"
         if texts.get("source") == "generated"
         else f"real comments, a seeded random sample of {texts.get('source')}"
         + (" (file repeated to reach --rows)" if texts.get("repeated") else "")
