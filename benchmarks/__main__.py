@@ -34,8 +34,8 @@ OPTIONS = [
      "(default: generated texts with real comments' lengths)"}),
     ("--text-column", {"default": "comment_text",
      "help": "text column of --texts and --eval-data"}),
-    ("--eval-data", {"type": Path, "default": None, "help": "labelled CSV for ROC-AUC "
-     "(default: ../shared/data/jigsaw/test_labeled.csv when present)"}),
+    ("--eval-data", {"type": Path, "default": None,
+     "help": "labelled CSV for ROC-AUC (without it, quality is skipped)"}),
     ("--eval-rows", {**COUNT, "help": "use only the first N"}),
     ("--out", {"type": Path, "default": Path("benchmarks/results"),
      "help": "results go to OUT/<machine>/: the CPU's name and key ISA "

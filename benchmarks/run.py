@@ -12,7 +12,7 @@ import numpy as np
 
 from benchmarks import ceiling, machine, models, quality, report, targets, timing
 from benchmarks import engines as eng
-from benchmarks.texts import DEFAULT_EVAL, file_facts, load_texts
+from benchmarks.texts import file_facts, load_texts
 from common.cpu import cpu_flags
 from common.errors import UserError
 from common.fidelity import first_non_finite_row, max_abs_diff
@@ -178,11 +178,11 @@ def _eval_source(eval_data: Path | None, command: str, bert_base: bool):
         return None, []
     if bert_base:
         return None, ["quality skipped: the --bert-base model has random weights"]
-    if eval_data is None and not DEFAULT_EVAL.is_file():
+    if eval_data is None:
         if command == "quality":
-            raise UserError(f"no labelled CSV at {DEFAULT_EVAL}; pass --eval-data")
-        return None, [f"quality skipped: no labelled CSV at {DEFAULT_EVAL} (pass --eval-data)"]
-    return eval_data or DEFAULT_EVAL, []
+            raise UserError("quality needs a labelled CSV; pass --eval-data")
+        return None, ["quality skipped: no labelled CSV (pass --eval-data)"]
+    return eval_data, []
 
 
 def resolve_device(device: str) -> str:

@@ -14,7 +14,6 @@ from common.errors import UserError
 
 log = logging.getLogger("benchmarks")
 
-DEFAULT_EVAL = Path("../shared/data/jigsaw/test_labeled.csv")
 
 # Common words of talk-page comments, for stand-in texts when no real comments are at hand.
 _WORDS = (  # noqa: SIM905 (as a list literal, 80 words would take 80 lines)
