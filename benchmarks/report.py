@@ -137,8 +137,9 @@ def _throughput(record: dict) -> list[str]:
         "the engine's own arithmetic.",
         "",
         "| engine | provider | precision | median s | rows/s | x best PyTorch | x seed loop "
-        "| max abs diff vs PyTorch fp32 | useful G(FL)OP/s (% of ceiling) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| max / p99 abs diff vs PyTorch fp32 | flags agree | within the limits "
+        "| useful G(FL)OP/s (% of ceiling) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for name, r in speed.items():
         ratios = (
@@ -149,7 +150,7 @@ def _throughput(record: dict) -> list[str]:
         lines.append(
             f"| {name} | {r['provider']} | {r['precision']} "
             f"| {r['median_s']:.2f} ({r['min_s']:.2f}-{r['max_s']:.2f}) "
-            f"| {r['rows_per_s']:,.0f} | {ratios} | {r['max_abs_diff']:.1e} "
+            f"| {r['rows_per_s']:,.0f} | {ratios} | {_fidelity(r)} "
             f"| {_useful(useful.get(name))} |"
         )
     p = block["profile"]
@@ -176,6 +177,17 @@ def _per(row: dict, speed: dict, base: str | None) -> str:
     if base is None or base not in speed or speed[base].get("failed"):
         return "n/a"
     return f"{row['rows_per_s'] / speed[base]['rows_per_s']:.2f}"
+
+
+def _fidelity(r: dict) -> str:
+    """Max / p99 gap, worst per-label flag agreement, and which limits (if any) it breaks."""
+    agree = r.get("flag_agreement_min")
+    flags = f"{agree:.2%}" if agree is not None else "-"
+    broken = r.get("limits_broken")
+    within = "yes" if not broken else "no: " + "; ".join(broken)
+    return (
+        f"{r['max_abs_diff']:.1e} / {r.get('p99_abs_diff', float('nan')):.1e} | {flags} | {within}"
+    )
 
 
 def _useful(u: dict | None) -> str:

@@ -15,8 +15,9 @@ from benchmarks import engines as eng
 from benchmarks.texts import file_facts, load_texts
 from common.cpu import cpu_flags
 from common.errors import UserError
-from common.fidelity import first_non_finite_row, max_abs_diff
+from common.fidelity import agreement, first_non_finite_row
 from common.labelled import JIGSAW_LABELS, read_eval_sample
+from common.variants import Limits
 
 log = logging.getLogger("benchmarks")
 
@@ -115,7 +116,8 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     }
     if timed is not None:
         record["texts"] = timed[1]
-        record["throughput"] = _throughput(built, timed[0], tokenizer, settings, model.config)
+        cut = _thresholds(s.onnx_dir)
+        record["throughput"] = _throughput(built, timed[0], tokenizer, settings, model.config, cut)
     if sample is not None:
         scored = [e for e in built if e.group != "end-to-end" and e.name != targets.SEED]
         record["quality"] = {**quality.evaluate(scored, *sample, labels), **file_facts(s.eval_data)}
@@ -124,8 +126,9 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     return record
 
 
-def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config) -> dict:
-    """Every engine timed on the same texts, its gap to PyTorch fp32, and the GEMM ceilings."""
+def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config, cut) -> dict:
+    """Every engine timed on the same texts, its fidelity to PyTorch fp32 (held to the limits
+    export holds the reduced variants to, flags at the thresholds `cut`), and the ceilings."""
     batch_size = settings["batch_size"]
     profile = timing.token_profile(tokenizer, texts, settings["max_length"], batch_size)
     timing.warm_up(built, texts, rows=4 * batch_size)
@@ -142,7 +145,7 @@ def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config
             "provider": engine.provider,
             **engine.info,
             **timing.summarize(seconds[engine.name], len(texts), profile["tokens"]),
-            **fidelity(reference, engine.probs()),
+            **fidelity(reference, engine.probs(), cut),
         }
     wall_s = round(time.time() - started, 1)
     limit = ceiling.measure(
@@ -163,13 +166,27 @@ def reference_probs(built: list) -> np.ndarray:
     return reference
 
 
-def fidelity(reference: np.ndarray, probs: np.ndarray) -> dict:
-    """The finite-and-close rule: the gap to PyTorch fp32 (inf on NaN); non-finite = failed."""
+def fidelity(reference: np.ndarray, probs: np.ndarray, thresholds=None) -> dict:
+    """The finite-and-close rule (inf gap on NaN; non-finite = failed), then the fidelity
+    figures and the limits (common.variants.Limits) they break, as export checks a variant."""
     bad = first_non_finite_row(probs)
+    figures = agreement(reference, probs, thresholds)
+    figures["sample_rows"] = len(reference)
     return {
-        "max_abs_diff": max_abs_diff(reference, probs),
+        "max_abs_diff": figures["max_abs_diff"],
+        "p99_abs_diff": figures["p99_abs_diff"],
+        "flag_agreement_min": figures.get("flag_agreement_min"),
+        "limits_broken": Limits().broken(figures),
         "failed": None if bad is None else f"NaN or inf probabilities (first at text {bad})",
     }
+
+
+def _thresholds(onnx_dir: Path) -> np.ndarray | None:
+    """The model's flag thresholds (export copies thresholds.json), or None without them."""
+    from score.model_folder import read_model_folder, read_thresholds
+
+    folder = read_model_folder(onnx_dir)
+    return read_thresholds(folder) if (onnx_dir / "thresholds.json").is_file() else None
 
 
 def _eval_source(eval_data: Path | None, command: str, bert_base: bool):
