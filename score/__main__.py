@@ -14,6 +14,8 @@ from pathlib import Path
 
 from common.cli import HelpFormatter, number, positive_int, run_stage, setup_logging
 
+RAY_ONLY = ("address", "num_workers", "gpus_per_worker")  # options of --engine ray alone
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -28,6 +30,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "<input stem>/part-<first row>.parquet per input (see the README).",
         formatter_class=HelpFormatter,
     )
+    _file_args(p)
+    _model_args(p)
+    _ray_args(p.add_argument_group('scale-out on Ray (pip install -e ".[ray]")'))
+    args = p.parse_args(argv)
+    if args.engine == "local":
+        ray_only = [f for f in RAY_ONLY if getattr(args, f)]
+        if ray_only:
+            p.error(f"--{ray_only[0].replace('_', '-')} needs --engine ray")
+        if len(args.inputs) > 1 or args.inputs[0].is_dir():
+            p.error("the local engine scores one file; pass --engine ray for several or a folder")
+    return args
+
+
+def _file_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "inputs",
         metavar="input",
@@ -58,6 +74,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         const=None,
         help="the input has no id: write a 0-based `row` column instead",
     )
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--provider",
         choices=["auto", "cuda", "cpu"],
@@ -105,7 +124,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="utf8-lossy reads bytes that are not UTF-8 as U+FFFD instead of failing",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-    ray = p.add_argument_group('scale-out on Ray (pip install -e ".[ray]")')
+
+
+def _ray_args(ray) -> None:
     ray.add_argument(
         "--engine",
         choices=["local", "ray"],
@@ -130,14 +151,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="GPUs each worker holds (default: 1 when the cluster has GPUs, else 0)",
     )
-    args = p.parse_args(argv)
-    if args.engine == "local":
-        ray_only = [f for f in ("address", "num_workers", "gpus_per_worker") if getattr(args, f)]
-        if ray_only:
-            p.error(f"--{ray_only[0].replace('_', '-')} needs --engine ray")
-        if len(args.inputs) > 1 or args.inputs[0].is_dir():
-            p.error("the local engine scores one file; pass --engine ray for several or a folder")
-    return args
 
 
 def _positive_float(text: str) -> float:
@@ -150,32 +163,14 @@ def _positive_float(text: str) -> float:
 
 
 def _score(args: argparse.Namespace) -> dict:
-    options = {
-        "model_dir": args.model,
-        "text_column": args.text_column,
-        "id_column": args.id_column,
-        "provider": args.provider,
-        "variant": args.variant,
-        "batch_size": args.batch_size,
-        "max_len": args.max_len,
-        "chunk_rows": args.chunk_rows,
-        "thresholds": args.thresholds,
-        "encoding": args.encoding,
-        "threads": args.threads,
-        "quiet": args.quiet,
-        "force": args.force,
-    }
+    """The local engine's run(), or run_ray() with the Ray options too."""
+    skip = ("inputs", "output", "model", "engine", *RAY_ONLY)
+    options = {k: v for k, v in vars(args).items() if k not in skip} | {"model_dir": args.model}
     if args.engine == "ray":
         from score.ray_engine import run_ray
 
-        return run_ray(
-            inputs=args.inputs,
-            output=args.output,
-            address=args.address,
-            num_workers=args.num_workers,
-            gpus_per_worker=args.gpus_per_worker,
-            **options,
-        )
+        ray = {k: getattr(args, k) for k in RAY_ONLY}
+        return run_ray(inputs=args.inputs, output=args.output, **ray, **options)
     from score.run import run
 
     return run(input_path=args.inputs[0], output_path=args.output, **options)

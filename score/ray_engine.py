@@ -17,6 +17,8 @@ import socket
 import time
 from pathlib import Path
 
+import pyarrow as pa
+
 from common.errors import UserError
 from common.writes import staged_folder
 from score.input import expand_inputs, open_input
@@ -60,71 +62,69 @@ def run_ray(
     ray = _import_ray()
     options = {"text_column": text_column, "id_column": id_column, "encoding": encoding}
     files = [f.resolve() for f in expand_inputs(inputs)]
-    sources = [open_input(f, **options) for f in files]
-    _check_same_id_type(sources)
+    id_type = _same_id_type([open_input(f, **options) for f in files])
     check_output_folder(output, force)
     _check_address(address)
     folder = read_model_folder(model_dir)
-    if thresholds:
-        read_thresholds(folder)
-    if provider != "auto":
-        choose_variant(folder, variant, provider)  # --variant/--provider clashes, before Ray starts
-    output_schema(id_column or "row", sources[0].id_type, folder.labels, thresholds)
-    max_len = resolve_max_len(folder, max_len)
-
+    id_name = id_column or "row"
+    max_len = _check_model(folder, provider, variant, thresholds, (id_name, id_type), max_len)
+    reader = {"options": options, "chunk_rows": chunk_rows, "max_len": max_len}
+    reader["tokenizer_file"] = str(folder.tokenizer_file.resolve())
+    actor = {"model_dir": str(model_dir.resolve()), "id_name": id_name}
+    actor |= {"thresholds": thresholds, "batch_size": batch_size, "max_len": max_len}
     started = time.perf_counter()
     _start_ray(ray, address, quiet)
+    ray_start_s = time.perf_counter() - started
     try:
-        ray_start_s = time.perf_counter() - started
-        gpus = _gpus_per_worker(ray, provider, gpus_per_worker)
-        workers = num_workers or _default_workers(ray, gpus)
-        _check_fits(ray, workers, gpus)
-        # One choice for the whole run: a worker that cannot honour it fails the run.
-        provider = "cuda" if gpus else "cpu"
-        variant = choose_variant(folder, variant, provider)
-        with staged_folder(output) as staging:
-            parts = _execute(
-                ray,
-                files=files,
-                staging=staging,
-                options=options,
-                chunk_rows=chunk_rows,
-                tokenizer_file=str(folder.tokenizer_file.resolve()),
-                max_len=max_len,
-                workers=workers,
-                gpus=gpus,
-                actor={
-                    "staging": str(staging),
-                    "model_dir": str(model_dir.resolve()),
-                    "id_name": id_column or "row",
-                    "thresholds": thresholds,
-                    "variant": variant,
-                    "provider": provider,
-                    "batch_size": batch_size,
-                    "max_len": max_len,
-                    "threads": threads,
-                },
-            )
-            summary = check_parts(parts)
-            manifest = _manifest(files, summary, folder.labels, model_dir, provider, variant)
-            finish(staging, parts, manifest)
+        plan = _plan(ray, folder, provider, variant, num_workers, gpus_per_worker)
+        actor |= {"provider": plan["provider"], "variant": plan["variant"], "threads": threads}
+        totals = _score_to_folder(ray, files, output, reader, actor, plan, folder.labels, model_dir)
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - started
-    rows = sum(entry["rows"] for entry in summary.values())
     return {
-        "rows": rows,
+        "rows": totals["rows"],
         "seconds": round(seconds, 3),
-        "rows_per_s": round(rows / seconds, 1),
+        "rows_per_s": round(totals["rows"] / seconds, 1),
         "ray_start_s": round(ray_start_s, 3),
-        "provider": provider,
-        "variant": variant,
-        "empty_texts": sum(entry["empty_texts"] for entry in summary.values()),
+        **plan,  # provider, variant, workers, gpus_per_worker
+        "empty_texts": totals["empty_texts"],
         "output": str(output),
         "inputs": len(files),
-        "workers": workers,
-        "gpus_per_worker": gpus,
     }
+
+
+def _check_model(folder, provider: str, variant: str, thresholds: bool, ids, max_len) -> int:
+    """The model folder's checks, before Ray starts; returns the tokens per comment."""
+    if thresholds:
+        read_thresholds(folder)
+    if provider != "auto":
+        choose_variant(folder, variant, provider)  # --variant/--provider clashes
+    output_schema(*ids, folder.labels, thresholds)  # ids: the id column's name and type
+    return resolve_max_len(folder, max_len)
+
+
+def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker) -> dict:
+    """Workers, GPUs each, and one provider and variant for the whole run: a worker that cannot
+    honour them fails the run."""
+    gpus = _gpus_per_worker(ray, provider, gpus_per_worker)
+    workers = num_workers or _default_workers(ray, gpus)
+    _check_fits(ray, workers, gpus)
+    provider = "cuda" if gpus else "cpu"
+    variant = choose_variant(folder, variant, provider)
+    return {"provider": provider, "variant": variant, "workers": workers, "gpus_per_worker": gpus}
+
+
+def _score_to_folder(ray, files, output, reader, actor, plan, labels, model_dir) -> dict:
+    """Run the pipeline into a staged output folder, check the parts, write the manifest and put
+    the folder in place; returns the rows and empty texts of all inputs."""
+    with staged_folder(output) as staging:
+        workers, gpus = plan["workers"], plan["gpus_per_worker"]
+        parts = _execute(ray, files, reader, actor | {"staging": str(staging)}, workers, gpus)
+        summary = check_parts(parts)
+        manifest = _manifest(files, summary, labels, model_dir, plan)
+        finish(staging, parts, manifest)
+    return {k: sum(entry[k] for entry in summary.values()) for k in ("rows", "empty_texts")}
 
 
 def _import_ray():
@@ -136,7 +136,8 @@ def _import_ray():
     return ray
 
 
-def _check_same_id_type(sources: list) -> None:
+def _same_id_type(sources: list) -> pa.DataType:
+    """The one type of the inputs' id columns."""
     kinds = {str(s.id_type) for s in sources}
     if len(kinds) > 1:
         found = ", ".join(f"{s.path.name}: {s.id_type}" for s in sources)
@@ -144,6 +145,7 @@ def _check_same_id_type(sources: list) -> None:
             f"the inputs' id columns have different types ({found}); score them in separate runs "
             "or convert the ids to one type"
         )
+    return sources[0].id_type
 
 
 def _check_address(address: str | None) -> None:
@@ -244,36 +246,19 @@ def _default_workers(ray, gpus: float) -> int:
     return max(1, int(resources.get("CPU", 1) // CPU_THREADS_PER_WORKER))
 
 
-def _execute(
-    ray,
-    *,
-    files,
-    staging,
-    options,
-    chunk_rows,
-    tokenizer_file,
-    max_len,
-    workers,
-    gpus,
-    actor,
-) -> list[dict]:
+def _execute(ray, files, reader: dict, actor: dict, workers: int, gpus: float) -> list[dict]:
     """Run the Ray Data pipeline; a worker's UserError comes back as itself, not a traceback."""
     dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
     dataset = dataset.map_batches(
         read_inputs,
         batch_size=1,
         batch_format="pyarrow",
-        fn_kwargs={
-            "options": options,
-            "chunk_rows": chunk_rows,
-            "tokenizer_file": tokenizer_file,
-            "max_len": max_len,
-        },
+        fn_kwargs=reader,
         num_cpus=READ_CPUS,
     )
     dataset = dataset.map_batches(
         ChunkScorer,
-        batch_size=chunk_rows,
+        batch_size=reader["chunk_rows"],
         batch_format="pyarrow",
         fn_constructor_kwargs=actor,
         compute=ray.data.ActorPoolStrategy(size=workers),
@@ -303,14 +288,14 @@ def _user_error(error: BaseException | None) -> UserError | None:
     return UserError(str(found.args[0]).splitlines()[0])  # Ray appends its retry notes
 
 
-def _manifest(files, summary, labels, model_dir, provider: str, variant: str) -> dict:
+def _manifest(files, summary, labels, model_dir, plan: dict) -> dict:
     by_stem = {f.stem: str(f) for f in files}
     return {
         "inputs": {by_stem[stem]: entry for stem, entry in summary.items()},
         "rows": sum(entry["rows"] for entry in summary.values()),
         "labels": labels,
         "model": str(model_dir),
-        "provider": provider,
-        "variant": variant,
+        "provider": plan["provider"],
+        "variant": plan["variant"],
         "order": "part names sort in input order; rows in a part keep input order",
     }

@@ -59,13 +59,8 @@ def run(
         threads=threads,
     )
     log.info(
-        "scoring %s -> %s: chunks of %d rows, batches of %d, provider %s, variant %s",
-        input_path,
-        output_path,
-        chunk_rows,
-        scorer.batch_size,
-        scorer.provider,
-        scorer.variant,
+        f"scoring {input_path} -> {output_path}: chunks of {chunk_rows} rows, batches of "
+        f"{scorer.batch_size}, provider {scorer.provider}, variant {scorer.variant}"
     )
     started = time.perf_counter()
     counts = _score_file(source, scorer, output_path, schema, cut, chunk_rows, quiet)

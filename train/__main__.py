@@ -25,7 +25,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Example: python -m train --data train.csv --eval-data test_labeled.csv",
         formatter_class=HelpFormatter,
     )
-    src = p.add_argument_group("data")
+    _data_args(p.add_argument_group("data"))
+    _training_args(p.add_argument_group("model and training"))
+    o = p.add_argument_group("output")
+    o.add_argument(
+        "--out", type=Path, default=Path("artifacts/model"), help="folder for the trained model"
+    )
+    o.add_argument("--force", action="store_true", help="replace --out if it has content")
+    args = p.parse_args(argv)
+    if args.demo and args.data is not None:
+        p.error("--demo makes its own data; drop --data or --demo")
+    if not 0 < args.val_fraction < 1:
+        p.error(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
+    if not 0 <= args.warmup_ratio < 1:
+        p.error(f"--warmup-ratio must lie in [0, 1), got {args.warmup_ratio}")
+    if args.max_len < 8:
+        p.error(f"--max-len must be at least 8, got {args.max_len}")
+    return args
+
+
+def _data_args(src) -> None:
     src.add_argument(
         "--data", type=Path, default=None, help="labelled CSV in Jigsaw format (default: train.csv)"
     )
@@ -51,7 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="a separate labelled CSV scored with the best model at the end",
     )
-    m = p.add_argument_group("model and training")
+
+
+def _training_args(m) -> None:
     m.add_argument(
         "--model",
         default=DEFAULT_MODEL,
@@ -99,21 +120,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="stop after N optimizer steps in all (quick runs)",
     )
-    o = p.add_argument_group("output")
-    o.add_argument(
-        "--out", type=Path, default=Path("artifacts/model"), help="folder for the trained model"
-    )
-    o.add_argument("--force", action="store_true", help="replace --out if it has content")
-    args = p.parse_args(argv)
-    if args.demo and args.data is not None:
-        p.error("--demo makes its own data; drop --data or --demo")
-    if not 0 < args.val_fraction < 1:
-        p.error(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
-    if not 0 <= args.warmup_ratio < 1:
-        p.error(f"--warmup-ratio must lie in [0, 1), got {args.warmup_ratio}")
-    if args.max_len < 8:
-        p.error(f"--max-len must be at least 8, got {args.max_len}")
-    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,29 +140,10 @@ def _train(args: argparse.Namespace) -> dict:
 
         data = write_demo(DEMO_DIR)
         logging.getLogger("train").info("wrote a synthetic demo sample to %s", DEMO_DIR)
-    from train.run import run  # heavy imports after --help and argument errors
+    from train.run import Options, run  # heavy imports after --help and argument errors
 
-    return run(
-        data=data,
-        out=args.out,
-        model=args.model,
-        text_column=args.text_column,
-        labels=args.labels,
-        drop_unlabeled=args.drop_unlabeled,
-        max_len=args.max_len,
-        device=args.device,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        warmup_ratio=args.warmup_ratio,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-        limit=args.limit,
-        max_steps=args.max_steps,
-        eval_data=args.eval_data,
-        force=args.force,
-    )
+    options = {k: v for k, v in vars(args).items() if k != "demo"}
+    return run(Options(**options | {"data": data}))
 
 
 if __name__ == "__main__":

@@ -85,7 +85,6 @@ def train_one_epoch(
     model,
     input_ids,
     labels,
-    lengths,
     *,
     optimizer,
     scheduler,
@@ -100,29 +99,13 @@ def train_one_epoch(
     """One pass over the length-grouped batches; returns mean loss, steps and samples/s."""
     model.train()
     multiple = 8 if precision.device.type == "cuda" else 1  # tensor cores like multiples of 8
+    lengths = np.asarray([len(x) for x in input_ids])
     batches = length_grouped_batches(lengths, batch_size, rng)[:max_steps]
     loss_sum, seen, start = torch.zeros((), device=precision.device), 0, time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
     for step, rows in enumerate(bar, 1):
-        inputs = {
-            k: v.to(precision.device, non_blocking=True)
-            for k, v in collate(input_ids, rows, pad_id, multiple).items()
-        }
-        target = torch.as_tensor(labels[rows], device=precision.device)
-        with precision.autocast():
-            logits = model(**inputs).logits
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
-        if precision.scaler is not None:
-            precision.scaler.scale(loss).backward()
-            precision.scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        if precision.scaler is not None:
-            precision.scaler.step(optimizer)
-            precision.scaler.update()
-        else:
-            optimizer.step()
+        loss = _loss(model, collate(input_ids, rows, pad_id, multiple), labels[rows], precision)
+        _backward_and_step(model, loss, optimizer, precision.scaler)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach() * len(rows)
@@ -132,14 +115,10 @@ def train_one_epoch(
             rate = seen / (time.perf_counter() - start)
             bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.0f}")
             if bar.disable:  # no terminal: fixed-format lines for logs instead of a bar
+                lr = scheduler.get_last_lr()[0]
                 log.info(
-                    "epoch %d step %d/%d loss %.4f lr %.2e %.0f samples/s",
-                    epoch,
-                    step,
-                    len(batches),
-                    mean,
-                    scheduler.get_last_lr()[0],
-                    rate,
+                    f"epoch {epoch} step {step}/{len(batches)} loss {mean:.4f} lr {lr:.2e} "
+                    f"{rate:.0f} samples/s"
                 )
     elapsed = time.perf_counter() - start
     return {
@@ -150,21 +129,41 @@ def train_one_epoch(
     }
 
 
+def _loss(model, batch: dict, labels: np.ndarray, precision: Precision) -> torch.Tensor:
+    """BCE-with-logits of one batch, the forward pass under the run's autocast."""
+    inputs = {k: v.to(precision.device, non_blocking=True) for k, v in batch.items()}
+    with precision.autocast():
+        logits = model(**inputs).logits
+    target = torch.as_tensor(labels, device=precision.device)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+
+
+def _backward_and_step(model, loss, optimizer, scaler) -> None:
+    """Backward, clip the gradient norm to 1, step; through the fp16 grad scaler if there is one."""
+    if scaler is None:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 @torch.inference_mode()
-def predict_logits(model, input_ids, lengths, *, precision, batch_size, pad_id) -> np.ndarray:
-    """Logits in the rows' original order (float32)."""
+def evaluate(
+    model, input_ids, labels, *, precision, batch_size, pad_id
+) -> tuple[float, np.ndarray]:
+    """Mean BCE-with-logits (as in training) and sigmoid probabilities, in the rows' order."""
     model.eval()
     out = np.empty((len(input_ids), model.config.num_labels), dtype=np.float32)
-    for rows in sorted_batches(lengths, batch_size * 2):
+    for rows in sorted_batches(np.asarray([len(x) for x in input_ids]), batch_size * 2):
         inputs = {k: v.to(precision.device) for k, v in collate(input_ids, rows, pad_id).items()}
         with precision.autocast():
             logits = model(**inputs).logits
         out[rows] = logits.float().cpu().numpy()
-    return out
-
-
-def loss_and_probs(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean BCE-with-logits (as in training) and sigmoid probabilities."""
-    logits_t = torch.from_numpy(logits)
-    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits_t, torch.from_numpy(labels))
-    return float(loss), torch.sigmoid(logits_t).numpy()
+    logits = torch.from_numpy(out)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels))
+    return float(loss), torch.sigmoid(logits).numpy()

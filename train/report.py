@@ -62,23 +62,15 @@ def _fmt(v: float | None) -> str:
     return "n/a (one class only)" if v is None or math.isnan(v) else f"{v:.4f}"
 
 
-def write_report(
-    out: Path,
-    *,
-    args: dict,
-    summary_text: str,
-    epochs: list[dict],
-    best: dict,
-    thresholds: dict,
-    eval_metrics: dict | None,
-) -> None:
+def write_report(out: Path, args: dict, summary_text: str, metrics: dict, thresholds: dict) -> None:
+    best, evaluation = metrics["validation"], metrics["eval"]
     parts = [
         "# Training report",
         f"Base model `{args['model']}`, data `{args['data']}`, device {args['device']} "
         f"({args['precision']}), seed {args['seed']}, max length {args['max_len']}.",
         "## Data\n```\n" + summary_text + "\n```\n![labels](label_distribution.png)\n"
         "![lengths](token_lengths.png)",
-        "## Epochs\n```\n" + format_stats(epochs) + "\n```",
+        "## Epochs\n```\n" + format_stats(metrics["epochs"]) + "\n```",
         f"## Validation (best epoch {best['epoch']})\n" + auc_table(best),
         "## Thresholds (max F1 on the validation split)\n"
         "| label | threshold | F1 |\n|---|---|---|\n"
@@ -86,9 +78,9 @@ def write_report(
             f"| {n} | {t['threshold']:.3f} | {_fmt(t['f1'])} |" for n, t in thresholds.items()
         ),
     ]
-    if eval_metrics is not None:
+    if evaluation is not None:
         parts.append(
-            f"## Evaluation on `{args['eval_data']}` ({eval_metrics['rows']:,} rows)\n"
-            + auc_table(eval_metrics)
+            f"## Evaluation on `{args['eval_data']}` ({evaluation['rows']:,} rows)\n"
+            + auc_table(evaluation)
         )
     (out / "report.md").write_text("\n\n".join(parts) + "\n")

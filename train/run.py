@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import platform
 import random
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,202 +18,131 @@ from common.writes import check_target, staged_folder
 from train import loop, report, summary
 from train.metrics import best_f1_thresholds, roc_auc_report
 from train.model import check_model_arg, load_model, load_tokenizer
-from train.tokens import encode
+from train.tokens import Encoded, encode
 
 log = logging.getLogger("train")
 
 FRESH_HEAD_LR = 1e-3
 
 
-def run(
-    *,
-    data: Path,
-    out: Path,
-    model: str,
-    text_column: str,
-    labels: list[str],
-    drop_unlabeled: bool = False,
-    max_len: int = 128,
-    device: str = "auto",
-    lr: float = 2e-5,
-    head_lr: float | None = None,
-    warmup_ratio: float = 0.0,
-    epochs: int = 3,
-    batch_size: int = 32,
-    val_fraction: float = 0.1,
-    seed: int = 42,
-    limit: int | None = None,
-    max_steps: int | None = None,
-    eval_data: Path | None = None,
-    force: bool = False,
-) -> dict:
+@dataclass(frozen=True)
+class Options:
+    """One training job, as `python -m train` takes it; training_args.json saves it resolved."""
+
+    data: Path
+    out: Path
+    model: str
+    text_column: str
+    labels: list[str]
+    drop_unlabeled: bool = False
+    max_len: int = 128
+    device: str = "auto"
+    lr: float = 2e-5
+    head_lr: float | None = None  # None: FRESH_HEAD_LR for a fresh head, `lr` for a trained one
+    warmup_ratio: float = 0.0
+    epochs: int = 3
+    batch_size: int = 32
+    val_fraction: float = 0.1
+    seed: int = 42
+    limit: int | None = None
+    max_steps: int | None = None
+    eval_data: Path | None = None
+    force: bool = False
+
+
+def run(options: Options) -> dict:
     """Train, validate each epoch, keep the best epoch, and write the output folder."""
-    check_target(out, force, folder=True)
-    check_model_arg(model)
-    if len(set(labels)) != len(labels):
-        raise UserError(f"--labels has a repeated name ({', '.join(labels)}); list each once")
-    train_set = read_labelled_csv(data, text_column, labels, drop_unlabeled, limit)
-    eval_set = (
-        read_labelled_csv(eval_data, text_column, labels, drop_unlabeled, flag="--eval-data")
-        if eval_data
-        else None
-    )
-    if len(train_set.texts) < 2:
-        raise UserError(f"{data} has {len(train_set.texts)} row; training needs at least 2")
-    _seed_everything(seed)
-    precision = loop.choose_precision(device)
-
-    tokenizer = load_tokenizer(model)
-    start = time.perf_counter()
-    encoded = encode(tokenizer, train_set.texts, max_len)
-    tok_seconds = time.perf_counter() - start
-    log.info(
-        "tokenized %s comments in %.2f s (%.0f comments/s)",
-        f"{len(train_set.texts):,}",
-        tok_seconds,
-        len(train_set.texts) / tok_seconds,
-    )
-    data_summary = summary.data_summary(
-        train_set.labels,
-        labels,
-        encoded.full_lengths,
-        max_len,
-        train_set.empty_texts,
-        train_set.dropped_unlabeled,
-    )
-    data_summary["tokenize_seconds"] = tok_seconds
-    summary_text = summary.format_summary(data_summary)
-    print(summary_text, flush=True)
-
-    train_rows, val_rows = _split(len(train_set.texts), val_fraction, seed)
-    net, head_trained = load_model(model, labels)
-    head_lr = _prepare_head(net, head_trained, head_lr, lr, train_set.labels[train_rows], model)
+    o = options
+    check_target(o.out, o.force, folder=True)
+    check_model_arg(o.model)
+    train_set, eval_set = _read(o)
+    _seed_everything(o.seed)
+    precision = loop.choose_precision(o.device)
+    tokenizer = load_tokenizer(o.model)
+    encoded, data_summary = _encode(tokenizer, train_set, o.max_len)
+    split = _split(len(train_set.texts), o.val_fraction, o.seed)
+    net, head_trained = load_model(o.model, o.labels)
+    head_lr = _prepare_head(net, head_trained, o, train_set.labels[split[0]])
+    o = replace(o, device=str(precision.device), head_lr=head_lr)
     net = net.to(precision.device)
-    result = _fit(
-        net,
-        encoded,
-        train_set.labels,
-        train_rows,
-        val_rows,
-        precision=precision,
-        lr=lr,
-        head_lr=head_lr,
-        warmup_ratio=warmup_ratio,
-        epochs=epochs,
-        batch_size=batch_size,
-        pad_id=tokenizer.pad_token_id,
-        seed=seed,
-        max_steps=max_steps,
-    )
-    net.load_state_dict(result["best_state"])
-    thresholds = best_f1_thresholds(result["val_labels"], result["val_probs"], labels)
-    eval_metrics = (
-        _evaluate(net, tokenizer, eval_set, max_len, precision, batch_size) if eval_set else None
-    )
-    print(report.format_stats(result["epochs"]), flush=True)
-
-    args = {
-        "data": str(data),
-        "model": model,
-        "text_column": text_column,
-        "labels": labels,
-        "drop_unlabeled": drop_unlabeled,
-        "max_len": max_len,
-        "device": str(precision.device),
-        "precision": precision.name,
-        "lr": lr,
-        "head_lr": head_lr,
-        "warmup_ratio": warmup_ratio,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "val_fraction": val_fraction,
-        "seed": seed,
-        "limit": limit,
-        "max_steps": max_steps,
-        "eval_data": str(eval_data) if eval_data else None,
-        "train_rows": len(train_rows),
-        "val_rows": len(val_rows),
-        "versions": _versions(),
-    }
+    pad_id = tokenizer.pad_token_id
+    epochs, best, val_probs = _fit(net, encoded, train_set.labels, split, precision, o, pad_id)
+    thresholds = best_f1_thresholds(train_set.labels[split[1]], val_probs, o.labels)
+    evaluation = _evaluate(net, tokenizer, eval_set, precision, o) if eval_set else None
+    print(report.format_stats(epochs), flush=True)
     metrics = {
-        "best_epoch": result["best"]["epoch"],
-        "validation": result["best"],
-        "epochs": result["epochs"],
-        "eval": eval_metrics,
+        "best_epoch": best["epoch"],
+        "validation": best,
+        "epochs": epochs,
+        "eval": evaluation,
     }
-    with staged_folder(out) as tmp:
-        tokenizer.model_max_length = max_len  # downstream stages read the length from here
-        net.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        report.dump_json(thresholds, tmp / "thresholds.json")
-        report.dump_json(args, tmp / "training_args.json")
-        report.dump_json(metrics, tmp / "metrics.json")
-        report.dump_json(data_summary, tmp / "data_summary.json")
-        report.write_stats(result["epochs"], tmp)
-        summary.plot_labels(data_summary, tmp / "label_distribution.png")
-        summary.plot_lengths(encoded.full_lengths, max_len, tmp / "token_lengths.png")
-        report.write_report(
-            tmp,
-            args=args,
-            summary_text=summary_text,
-            epochs=result["epochs"],
-            best=result["best"],
-            thresholds=thresholds,
-            eval_metrics=eval_metrics,
-        )
+    args = _saved_args(o, precision, split)
+    _write(o.out, net, tokenizer, args, metrics, thresholds, data_summary, encoded)
     log.info(
         "wrote %s (best epoch %d, valid ROC-AUC macro %.4f)",
-        out,
-        result["best"]["epoch"],
-        result["best"]["roc_auc_macro"],
+        o.out,
+        best["epoch"],
+        best["roc_auc_macro"],
     )
     return metrics
 
 
-def _fit(
-    net,
-    encoded,
-    label_array,
-    train_rows,
-    val_rows,
-    *,
-    precision,
-    lr,
-    head_lr,
-    warmup_ratio,
-    epochs,
-    batch_size,
-    pad_id,
-    seed,
-    max_steps,
-) -> dict:
-    """All epochs; keeps a CPU copy of the best epoch's weights (by validation macro ROC-AUC)."""
-    train_ids = [encoded.input_ids[r] for r in train_rows]
-    train_lengths = np.asarray([len(x) for x in train_ids])
-    val_ids = [encoded.input_ids[r] for r in val_rows]
-    val_lengths = np.asarray([len(x) for x in val_ids])
-    val_labels = label_array[val_rows]
-    steps_per_epoch = -(-len(train_rows) // batch_size)
-    total = (
-        steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+def _read(o: Options) -> tuple[LabelledData, LabelledData | None]:
+    """The training rows and the --eval-data rows, each problem a UserError naming the file."""
+    if len(set(o.labels)) != len(o.labels):
+        raise UserError(f"--labels has a repeated name ({', '.join(o.labels)}); list each once")
+    train_set = read_labelled_csv(o.data, o.text_column, o.labels, o.drop_unlabeled, o.limit)
+    eval_set = (
+        read_labelled_csv(
+            o.eval_data, o.text_column, o.labels, o.drop_unlabeled, flag="--eval-data"
+        )
+        if o.eval_data
+        else None
     )
+    if len(train_set.texts) < 2:
+        raise UserError(f"{o.data} has {len(train_set.texts)} row; training needs at least 2")
+    return train_set, eval_set
+
+
+def _encode(tokenizer, train_set: LabelledData, max_len: int) -> tuple[Encoded, dict]:
+    """Tokenize the training rows; print and return the data summary."""
+    start = time.perf_counter()
+    encoded = encode(tokenizer, train_set.texts, max_len)
+    seconds = time.perf_counter() - start
+    rows = len(train_set.texts)
+    log.info(
+        "tokenized %s comments in %.2f s (%.0f comments/s)", f"{rows:,}", seconds, rows / seconds
+    )
+    data_summary = summary.data_summary(train_set, encoded.full_lengths, max_len)
+    data_summary["tokenize_seconds"] = seconds
+    print(summary.format_summary(data_summary), flush=True)
+    return encoded, data_summary
+
+
+def _fit(net, encoded: Encoded, label_array, split, precision, o: Options, pad_id: int):
+    """All epochs; the best one (by validation macro ROC-AUC) has its weights loaded back at the
+    end. Returns the epochs' rows, the best row and the best epoch's validation probabilities."""
+    (train_ids, train_labels), (val_ids, val_labels) = (
+        ([encoded.input_ids[r] for r in rows], label_array[rows]) for rows in split
+    )
+    total = -(-len(train_ids) // o.batch_size) * o.epochs
+    remaining = total if o.max_steps is None else min(o.max_steps, total)
     optimizer, scheduler = loop.make_optimizer(
-        net, lr, head_lr, total, warmup_ratio, precision.device
+        net, o.lr, o.head_lr, remaining, o.warmup_ratio, precision.device
     )
-    rng = np.random.default_rng(seed)
-    epochs_done, best, remaining = [], None, total
-    for epoch in range(1, epochs + 1):
+    rng = np.random.default_rng(o.seed)
+    epochs, best = [], None
+    for epoch in range(1, o.epochs + 1):
         if remaining <= 0:
             break
         stats = loop.train_one_epoch(
             net,
             train_ids,
-            label_array[train_rows],
-            train_lengths,
+            train_labels,
             optimizer=optimizer,
             scheduler=scheduler,
             precision=precision,
-            batch_size=batch_size,
+            batch_size=o.batch_size,
             pad_id=pad_id,
             rng=rng,
             max_steps=remaining,
@@ -221,47 +150,30 @@ def _fit(
         )
         remaining -= stats["steps"]
         start = time.perf_counter()
-        logits = loop.predict_logits(
-            net, val_ids, val_lengths, precision=precision, batch_size=batch_size, pad_id=pad_id
-        )
-        valid_loss, probs = loop.loss_and_probs(logits, val_labels)
-        row = {
-            "epoch": epoch,
-            **stats,
-            "valid_loss": valid_loss,
-            **roc_auc_report(val_labels, probs, list(net.config.label2id)),
-            "valid_time_s": time.perf_counter() - start,
-        }
-        epochs_done.append(row)
+        loss, probs, auc = _score(net, val_ids, val_labels, precision, o.batch_size, pad_id)
+        row = {"epoch": epoch, **stats, "valid_loss": loss, **auc}
+        row["valid_time_s"] = time.perf_counter() - start
+        epochs.append(row)
         log.info(
             "epoch %d train loss %.4f valid loss %.4f ROC-AUC macro %.4f %.0f samples/s",
-            epoch,
-            row["train_loss"],
-            valid_loss,
-            row["roc_auc_macro"],
+            *(row[k] for k in ("epoch", "train_loss", "valid_loss", "roc_auc_macro")),
             row["train_samples_per_s"],
         )
         if best is None or _better(row, best):
-            best = row
+            best, best_probs = row, probs
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
-            best_probs = probs
-    return {
-        "epochs": epochs_done,
-        "best": copy.deepcopy(best),
-        "best_state": best_state,
-        "val_probs": best_probs,
-        "val_labels": val_labels,
-    }
+    net.load_state_dict(best_state)
+    return epochs, best, best_probs
 
 
-def _prepare_head(net, head_trained: bool, head_lr, lr: float, train_labels, model: str) -> float:
+def _prepare_head(net, head_trained: bool, o: Options, train_labels) -> float:
     """Set up the head and return its learning rate: a fresh head starts at the label priors
     and learns fast; a trained one goes on at --lr."""
     if head_trained:
-        log.info("%s already has a head for these labels: training continues from it", model)
-        return lr if head_lr is None else head_lr
+        log.info("%s already has a head for these labels: training continues from it", o.model)
+        return o.lr if o.head_lr is None else o.head_lr
     loop.init_head_bias(net, train_labels)
-    return FRESH_HEAD_LR if head_lr is None else head_lr
+    return FRESH_HEAD_LR if o.head_lr is None else o.head_lr
 
 
 def _better(row: dict, best: dict) -> bool:
@@ -272,25 +184,45 @@ def _better(row: dict, best: dict) -> bool:
     return a > b
 
 
-def _evaluate(net, tokenizer, eval_set: LabelledData, max_len, precision, batch_size) -> dict:
-    encoded = encode(tokenizer, eval_set.texts, max_len)
-    lengths = np.asarray([len(x) for x in encoded.input_ids])
-    logits = loop.predict_logits(
-        net,
-        encoded.input_ids,
-        lengths,
-        precision=precision,
-        batch_size=batch_size,
-        pad_id=tokenizer.pad_token_id,
+def _score(net, input_ids, labels, precision, batch_size: int, pad_id: int):
+    """Loss, probabilities and ROC-AUC report of `net` on these rows."""
+    loss, probs = loop.evaluate(
+        net, input_ids, labels, precision=precision, batch_size=batch_size, pad_id=pad_id
     )
-    loss, probs = loop.loss_and_probs(logits, eval_set.labels)
-    metrics = {
-        "rows": len(eval_set.texts),
-        "loss": loss,
-        **roc_auc_report(eval_set.labels, probs, eval_set.label_names),
-    }
+    return loss, probs, roc_auc_report(labels, probs, list(net.config.label2id))
+
+
+def _evaluate(net, tokenizer, eval_set: LabelledData, precision, o: Options) -> dict:
+    input_ids = encode(tokenizer, eval_set.texts, o.max_len).input_ids
+    loss, _, auc = _score(
+        net, input_ids, eval_set.labels, precision, o.batch_size, tokenizer.pad_token_id
+    )
+    metrics = {"rows": len(eval_set.texts), "loss": loss, **auc}
     log.info("eval ROC-AUC macro %.4f on %d rows", metrics["roc_auc_macro"], metrics["rows"])
     return metrics
+
+
+def _saved_args(o: Options, precision: loop.Precision, split) -> dict:
+    """training_args.json: the options as run (device and head lr resolved), the split, versions."""
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(o).items()}
+    del args["out"], args["force"]
+    args |= {"precision": precision.name, "train_rows": len(split[0]), "val_rows": len(split[1])}
+    return args | {"versions": _versions()}
+
+
+def _write(out: Path, net, tokenizer, args, metrics, thresholds, data_summary, encoded) -> None:
+    """The output folder, staged beside `out` and renamed into place when complete."""
+    with staged_folder(out) as tmp:
+        tokenizer.model_max_length = args["max_len"]  # downstream stages read the length here
+        net.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        files = {"thresholds": thresholds, "training_args": args, "metrics": metrics}
+        for name, content in (files | {"data_summary": data_summary}).items():
+            report.dump_json(content, tmp / f"{name}.json")
+        report.write_stats(metrics["epochs"], tmp)
+        summary.plot_labels(data_summary, tmp / "label_distribution.png")
+        summary.plot_lengths(encoded.full_lengths, args["max_len"], tmp / "token_lengths.png")
+        report.write_report(tmp, args, summary.format_summary(data_summary), metrics, thresholds)
 
 
 def _split(rows: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

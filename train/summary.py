@@ -10,23 +10,18 @@ matplotlib.use("Agg")  # files only; no display on servers
 import matplotlib.pyplot as plt
 import numpy as np
 
+from common.labelled import LabelledData
 
-def data_summary(
-    labels: np.ndarray,
-    names: list[str],
-    lengths: np.ndarray,
-    max_len: int,
-    empty_texts: int,
-    dropped_unlabeled: int,
-) -> dict:
-    rows = len(labels)
+
+def data_summary(data: LabelledData, lengths: np.ndarray, max_len: int) -> dict:
+    labels, names = data.labels, data.label_names
     return {
-        "rows": rows,
+        "rows": len(labels),
         "positives": {n: int(labels[:, j].sum()) for j, n in enumerate(names)},
         "positive_share": {n: float(labels[:, j].mean()) for j, n in enumerate(names)},
         "no_label_share": float((labels.sum(axis=1) == 0).mean()),
-        "empty_texts": empty_texts,
-        "dropped_unlabeled": dropped_unlabeled,
+        "empty_texts": data.empty_texts,
+        "dropped_unlabeled": data.dropped_unlabeled,
         "tokens": {
             "min": int(lengths.min()),
             "median": float(np.median(lengths)),
