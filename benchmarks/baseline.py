@@ -20,6 +20,7 @@ from scipy.sparse import hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from benchmarks.texts import file_facts
 from common.cli import HelpFormatter, run_stage
 from common.labelled import JIGSAW_LABELS, read_labelled_csv
 from common.metrics import macro, per_label_auc
@@ -61,8 +62,8 @@ def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str) -
     aucs.update(dict.fromkeys(one_class))  # nothing was learned for these
     return {
         "model": "TF-IDF word 1-2 + char_wb 2-5 grams, logistic regression C=4 per label",
-        "data": str(data),
-        "eval_data": str(eval_data),
+        "data": file_facts(data),
+        "eval_data": file_facts(eval_data),
         "train_rows": len(train.texts),
         "eval_rows": len(test.texts),
         "eval_rows_labelled_-1_left_out": test.dropped_unlabeled,

@@ -27,7 +27,7 @@ def describe(device: str, threads: int) -> dict:
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "onnxruntime_providers": onnxruntime.get_available_providers(),
-        "openvino": _version("openvino"),  # the GPU visit does not stage it
+        "openvino": _version("openvino"),  # a GPU machine may lack it
         "transformers": transformers.__version__,
         "numpy": numpy.__version__,
         "polars": polars.__version__,

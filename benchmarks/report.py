@@ -1,4 +1,5 @@
-"""Write results.json (every number), report.md (tables, targets, notes) and a rows/s bar chart."""
+"""Write results.json (every number), report.md (tables, targets, notes) and a rows/s bar chart;
+`summary` is the few lines printed on stdout."""
 
 from __future__ import annotations
 
@@ -22,6 +23,32 @@ def write(folder: Path, record: dict) -> None:
         with atomic_file(folder / CHART) as tmp:
             chart(record, tmp)
     write_text(folder / "report.md", markdown(record))
+
+
+def summary(record: dict) -> str:
+    """The stdout result: one line per engine and per target."""
+    env = record["env"]
+    where = env.get("gpu") or f"{env['cpu']} ({', '.join(env['cpu_flags'])})"
+    lines = [f"device {env['device']}: {where}, {env['threads']} threads"]
+    speed = record.get("throughput", {}).get("engines", {})
+    best = targets.best_pytorch(speed)
+    for name, r in speed.items():
+        ratio = (
+            "FAILED: " + r["failed"]
+            if r.get("failed")
+            else f"{r['rows_per_s'] / speed[best]['rows_per_s']:5.2f}x best PyTorch"
+        )
+        lines.append(
+            f"{name:<26} {r['provider']:<5} {r['rows_per_s']:>10,.1f} rows/s  {ratio}  "
+            f"({r['spread_pct']:.0f}% spread)"
+        )
+    for name, r in record.get("quality", {}).get("engines", {}).items():
+        auc = r["roc_auc_macro"]
+        lines.append(f"{name:<26} macro ROC-AUC {auc if auc is None else f'{auc:.4f}'}")
+    for t in record.get("targets", []):
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        lines.append(f"target: {t['target']}: {t['measured']} ({t['goal']}) {verdict}")
+    return "\n".join(lines)
 
 
 def markdown(record: dict) -> str:
@@ -64,7 +91,7 @@ def _setup(record: dict) -> list[str]:
     s, env, m = record["settings"], record["env"], record["model"]
     texts = record.get("texts") or {}
     source = (
-        "generated stand-in texts (no real comments found)"
+        "generated stand-in texts (no --texts given)"
         if texts.get("source") == "generated"
         else f"real comments, a seeded random sample of {texts.get('source')}"
         + (" (file repeated to reach --rows)" if texts.get("repeated") else "")
@@ -110,8 +137,9 @@ def _throughput(record: dict) -> list[str]:
         "the engine's own arithmetic.",
         "",
         "| engine | provider | precision | median s | rows/s | x best PyTorch | x seed loop "
-        "| max abs diff vs PyTorch fp32 | useful G(FL)OP/s (% of ceiling) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| max / p99 abs diff vs PyTorch fp32 | flags agree | within the limits "
+        "| useful G(FL)OP/s (% of ceiling) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for name, r in speed.items():
         ratios = (
@@ -122,7 +150,7 @@ def _throughput(record: dict) -> list[str]:
         lines.append(
             f"| {name} | {r['provider']} | {r['precision']} "
             f"| {r['median_s']:.2f} ({r['min_s']:.2f}-{r['max_s']:.2f}) "
-            f"| {r['rows_per_s']:,.0f} | {ratios} | {r['max_abs_diff']:.1e} "
+            f"| {r['rows_per_s']:,.0f} | {ratios} | {_fidelity(r)} "
             f"| {_useful(useful.get(name))} |"
         )
     p = block["profile"]
@@ -149,6 +177,17 @@ def _per(row: dict, speed: dict, base: str | None) -> str:
     if base is None or base not in speed or speed[base].get("failed"):
         return "n/a"
     return f"{row['rows_per_s'] / speed[base]['rows_per_s']:.2f}"
+
+
+def _fidelity(r: dict) -> str:
+    """Max / p99 gap, worst per-label flag agreement, and which limits (if any) it breaks."""
+    agree = r.get("flag_agreement_min")
+    flags = f"{agree:.2%}" if agree is not None else "-"
+    broken = r.get("limits_broken")
+    within = "yes" if not broken else "no: " + "; ".join(broken)
+    return (
+        f"{r['max_abs_diff']:.1e} / {r.get('p99_abs_diff', float('nan')):.1e} | {flags} | {within}"
+    )
 
 
 def _useful(u: dict | None) -> str:

@@ -12,11 +12,12 @@ import numpy as np
 
 from benchmarks import ceiling, machine, models, quality, report, targets, timing
 from benchmarks import engines as eng
-from benchmarks.texts import DEFAULT_EVAL, DEFAULT_TEXTS, load_texts
+from benchmarks.texts import file_facts, load_texts
 from common.cpu import cpu_flags
 from common.errors import UserError
-from common.fidelity import first_non_finite_row, max_abs_diff
-from common.labelled import read_eval_sample
+from common.fidelity import agreement, first_non_finite_row
+from common.labelled import JIGSAW_LABELS, read_eval_sample
+from common.variants import Limits
 
 log = logging.getLogger("benchmarks")
 
@@ -26,70 +27,41 @@ DEFAULT_BATCH = {"cpu": 64, "cuda": 256}  # the scorer's defaults
 
 @dataclasses.dataclass
 class Settings:
+    """What one run measures, as `python -m benchmarks` names it (None: the device's default)."""
+
     command: str
     device: str
     model_dir: Path
     onnx_dir: Path
     bert_base: bool
-    rows: int
+    rows: int | None
     repeats: int
-    batch_size: int
-    threads: int
+    batch_size: int | None
+    threads: int | None
     texts: Path | None  # None: generated texts
     text_column: str
-    eval_data: Path | None  # None: no quality
+    eval_data: Path | None  # None: the default labelled CSV when present
     eval_rows: int | None
     seed: int
 
 
-def run(
-    *,
-    command: str = "all",
-    model_dir: Path = Path("artifacts/model"),
-    onnx_dir: Path = Path("artifacts/onnx"),
-    bert_base: bool = False,
-    device: str = "auto",
-    rows: int | None = None,
-    repeats: int = 3,
-    batch_size: int | None = None,
-    threads: int | None = None,
-    texts: Path | None = None,
-    text_column: str = "comment_text",
-    eval_data: Path | None = None,
-    eval_rows: int | None = None,
-    out: Path = Path("benchmarks/results"),
-    seed: int = 0,
-) -> dict:
+def run(*, out: Path, **options) -> dict:
     """Measure, then write report.md, results.json and throughput.png under out/<machine>/
-    (the CPU's name and key ISA, or the card's name)."""
-    device = resolve_device(device)
-    eval_data, notes = _eval_source(eval_data, command, bert_base)
-    s = Settings(
-        command=command,
-        device=device,
-        model_dir=model_dir,
-        onnx_dir=onnx_dir,
-        bert_base=bert_base,
-        rows=rows or DEFAULT_ROWS[device],
-        repeats=repeats,
-        batch_size=batch_size or DEFAULT_BATCH[device],
-        threads=threads or machine.usable_cores(),
-        texts=texts or (DEFAULT_TEXTS if DEFAULT_TEXTS.is_file() else None),
-        text_column=text_column,
-        eval_data=eval_data,
-        eval_rows=eval_rows,
-        seed=seed,
-    )
+    (the CPU's name and key ISA, or the card's name); `options` are the Settings."""
+    s = Settings(**options)
+    s.device = resolve_device(s.device)
+    s.eval_data, notes = _eval_source(s.eval_data, s.command, s.bert_base)
+    s.rows = s.rows or DEFAULT_ROWS[s.device]
+    s.batch_size = s.batch_size or DEFAULT_BATCH[s.device]
+    s.threads = s.threads or machine.usable_cores()
     # Cheap things first: a bad folder or CSV fails before any model is built or loaded.
-    if not bert_base:
-        models.check_folders(model_dir, onnx_dir)
-    timed = load_texts(s.texts, s.rows, s.text_column, s.seed) if command != "quality" else None
+    if not s.bert_base:
+        models.check_folders(s.model_dir, s.onnx_dir)
+    timed = load_texts(s.texts, s.rows, s.text_column, s.seed) if s.command != "quality" else None
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
-        if bert_base:
-            from common.labelled import JIGSAW_LABELS
-
+        if s.bert_base:
             s.model_dir, s.onnx_dir = models.build_and_export_bert_base(
-                Path(tmp), device, list(JIGSAW_LABELS)
+                Path(tmp), s.device, list(JIGSAW_LABELS)
             )
         record = _measure(s, timed, Path(tmp))
     record["notes"] = notes
@@ -129,7 +101,8 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
         workdir=workdir,
     )
     settings = {
-        **{k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(s).items()},
+        # Inputs by name only: results must not carry the paths of the machine they ran on.
+        **{k: v.resolve().name if isinstance(v, Path) else v for k, v in vars(s).items()},
         "max_length": int(export_record["max_length"]),
     }
     if s.bert_base:
@@ -143,29 +116,22 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     }
     if timed is not None:
         record["texts"] = timed[1]
-        record["throughput"] = _throughput(built, timed[0], tokenizer, settings)
-        record["throughput"]["ceiling"] = ceiling.measure(
-            model.config,
-            s.device,
-            record["throughput"]["profile"]["tokens"],
-            len(timed[0]),
-            s.batch_size,
-            record["throughput"]["engines"],
-        )
+        cut = _thresholds(s.onnx_dir)
+        record["throughput"] = _throughput(built, timed[0], tokenizer, settings, model.config, cut)
     if sample is not None:
         scored = [e for e in built if e.group != "end-to-end" and e.name != targets.SEED]
-        record["quality"] = {
-            **quality.evaluate(scored, *sample, labels),
-            "source": str(s.eval_data),
-        }
+        record["quality"] = {**quality.evaluate(scored, *sample, labels), **file_facts(s.eval_data)}
     env["busy_after"] = machine.busy_cpus()
     record["env"] = env
     return record
 
 
-def _throughput(built: list, texts: list[str], tokenizer, settings: dict) -> dict:
-    profile = timing.token_profile(tokenizer, texts, settings["max_length"], settings["batch_size"])
-    timing.warm_up(built, texts, rows=4 * settings["batch_size"])
+def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config, cut) -> dict:
+    """Every engine timed on the same texts, its fidelity to PyTorch fp32 (held to the limits
+    export holds the reduced variants to, flags at the thresholds `cut`), and the ceilings."""
+    batch_size = settings["batch_size"]
+    profile = timing.token_profile(tokenizer, texts, settings["max_length"], batch_size)
+    timing.warm_up(built, texts, rows=4 * batch_size)
     started = time.time()
     seconds = timing.time_engines(built, texts, settings["repeats"], settings["device"])
     reference = reference_probs(built)
@@ -179,9 +145,13 @@ def _throughput(built: list, texts: list[str], tokenizer, settings: dict) -> dic
             "provider": engine.provider,
             **engine.info,
             **timing.summarize(seconds[engine.name], len(texts), profile["tokens"]),
-            **fidelity(reference, engine.probs()),
+            **fidelity(reference, engine.probs(), cut),
         }
-    return {"engines": table, "profile": profile, "wall_s": round(time.time() - started, 1)}
+    wall_s = round(time.time() - started, 1)
+    limit = ceiling.measure(
+        config, settings["device"], profile["tokens"], len(texts), batch_size, table
+    )
+    return {"engines": table, "profile": profile, "wall_s": wall_s, "ceiling": limit}
 
 
 def reference_probs(built: list) -> np.ndarray:
@@ -196,13 +166,27 @@ def reference_probs(built: list) -> np.ndarray:
     return reference
 
 
-def fidelity(reference: np.ndarray, probs: np.ndarray) -> dict:
-    """The finite-and-close rule: the gap to PyTorch fp32 (inf on NaN); non-finite = failed."""
+def fidelity(reference: np.ndarray, probs: np.ndarray, thresholds=None) -> dict:
+    """The finite-and-close rule (inf gap on NaN; non-finite = failed), then the fidelity
+    figures and the limits (common.variants.Limits) they break, as export checks a variant."""
     bad = first_non_finite_row(probs)
+    figures = agreement(reference, probs, thresholds)
+    figures["sample_rows"] = len(reference)
     return {
-        "max_abs_diff": max_abs_diff(reference, probs),
+        "max_abs_diff": figures["max_abs_diff"],
+        "p99_abs_diff": figures["p99_abs_diff"],
+        "flag_agreement_min": figures.get("flag_agreement_min"),
+        "limits_broken": Limits().broken(figures),
         "failed": None if bad is None else f"NaN or inf probabilities (first at text {bad})",
     }
+
+
+def _thresholds(onnx_dir: Path) -> np.ndarray | None:
+    """The model's flag thresholds (export copies thresholds.json), or None without them."""
+    from score.model_folder import read_model_folder, read_thresholds
+
+    folder = read_model_folder(onnx_dir)
+    return read_thresholds(folder) if (onnx_dir / "thresholds.json").is_file() else None
 
 
 def _eval_source(eval_data: Path | None, command: str, bert_base: bool):
@@ -211,11 +195,11 @@ def _eval_source(eval_data: Path | None, command: str, bert_base: bool):
         return None, []
     if bert_base:
         return None, ["quality skipped: the --bert-base model has random weights"]
-    if eval_data is None and not DEFAULT_EVAL.is_file():
+    if eval_data is None:
         if command == "quality":
-            raise UserError(f"no labelled CSV at {DEFAULT_EVAL}; pass --eval-data")
-        return None, [f"quality skipped: no labelled CSV at {DEFAULT_EVAL} (pass --eval-data)"]
-    return eval_data or DEFAULT_EVAL, []
+            raise UserError("quality needs a labelled CSV; pass --eval-data")
+        return None, ["quality skipped: no labelled CSV (pass --eval-data)"]
+    return eval_data, []
 
 
 def resolve_device(device: str) -> str:

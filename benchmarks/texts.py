@@ -1,7 +1,9 @@
-"""The texts that every engine scores: a seeded sample of real comments, or generated stand-ins."""
+"""The texts that every engine scores: a seeded sample of real comments, or generated stand-ins;
+and how results name an input file."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -12,8 +14,6 @@ from common.errors import UserError
 
 log = logging.getLogger("benchmarks")
 
-DEFAULT_TEXTS = Path("../shared/data/jigsaw/train.csv")
-DEFAULT_EVAL = Path("../shared/data/jigsaw/test_labeled.csv")
 
 # Common words of talk-page comments, for stand-in texts when no real comments are at hand.
 _WORDS = (  # noqa: SIM905 (as a list literal, 80 words would take 80 lines)
@@ -28,14 +28,14 @@ _WORDS = (  # noqa: SIM905 (as a list literal, 80 words would take 80 lines)
 def load_texts(path: Path | None, rows: int, text_column: str, seed: int) -> tuple[list, dict]:
     """`rows` comments drawn at random (seeded) from `path`, or generated ones when it is None."""
     if path is None:
-        log.info("no real comments at %s: generating %d stand-in texts", DEFAULT_TEXTS, rows)
+        log.info("no --texts: generating %d stand-in texts", rows)
         return generated_texts(rows, seed), {"source": "generated", "rows": rows}
-    texts = read_column(path, text_column, "--texts")
+    texts = read_column(path, text_column)
     order = np.random.default_rng(seed).permutation(len(texts))
     # More rows than the file holds: repeat the shuffled file (said in the report).
     picked = [texts[i] for i in np.resize(order, rows)]
     return picked, {
-        "source": str(path),
+        **file_facts(path),
         "rows": rows,
         "rows_in_file": len(texts),
         "repeated": rows > len(texts),
@@ -43,10 +43,19 @@ def load_texts(path: Path | None, rows: int, text_column: str, seed: int) -> tup
     }
 
 
-def read_column(path: Path, column: str, flag: str) -> list[str]:
-    """One text column of a CSV, null read as empty text; problems become a UserError."""
+def file_facts(path: Path) -> dict:
+    """An input file as results record it: name, size and sha256, never the path given."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"source": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def read_column(path: Path, column: str) -> list[str]:
+    """The --texts column of a CSV, null read as empty text; problems become a UserError."""
     if not path.is_file():
-        raise UserError(f"{path} does not exist; pass {flag} with a CSV of comments")
+        raise UserError(f"{path} does not exist; pass --texts with a CSV of comments")
     try:
         frame = pl.read_csv(path, infer_schema=False, columns=None)
     except pl.exceptions.PolarsError as e:

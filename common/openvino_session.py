@@ -2,8 +2,8 @@
 
 onnxruntime's CPU provider has no bf16 matrix multiply on x86, so on CPUs whose bf16 arithmetic
 runs in hardware (avx512_bf16, amx_bf16) OpenVINO runs model.onnx itself, with bf16 as its
-inference precision: 1.5x PyTorch's bf16 autocast on Zen 4 (issue 13). The session offers the
-slice of onnxruntime's InferenceSession that export, score and the benchmarks call
+inference precision: 1.5x PyTorch's bf16 autocast on Zen 4 (docs/variants.md). The session
+offers the slice of onnxruntime's InferenceSession that export, score and the benchmarks call
 (`get_inputs`, `get_providers`, `run`), so one code path serves both runtimes.
 """
 

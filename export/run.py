@@ -275,6 +275,6 @@ def _versions() -> dict:
     for name in ("openvino", "nncf"):  # the OpenVINO variants' runtime and quantizer
         try:
             record[name] = version(name)
-        except PackageNotFoundError:  # the GPU visit stages neither
+        except PackageNotFoundError:  # a GPU machine may run without them
             record[name] = "not installed"
     return record

@@ -211,10 +211,21 @@ def onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
     return out
 
 
+@pytest.fixture(scope="session")
+def cuda_onnx_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny model exported with `--variants optimized,fp16`, so the fp16 variant is written
+    with its parity checked on CUDA (a named variant: no CUDA fails the export). For `gpu` tests."""
+    from export.run import run as export
+
+    out = tmp_path_factory.mktemp("cuda-export") / "onnx"
+    export(model_dir=tiny_model_dir, out=out, variants=["optimized", "fp16"], force=True)
+    return out
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """`gpu` tests: skipped in a plain run without CUDA, failed when asked for (`-m gpu`).
 
-    So the GPU visit's `pytest -m gpu` cannot pass on a broken CUDA stack by skipping.
+    So `pytest -m gpu` cannot pass on a broken CUDA stack by skipping.
     """
     if item.get_closest_marker("gpu") is None:
         return

@@ -34,8 +34,9 @@ def test_corrupt_json_in_a_folder_is_one_line(
         (onnx / "export.json").write_text(record.replace('"labels"', '"old_labels"'))
     (tmp_path / broken).write_text('{"id2label": ')
     out = tmp_path / "results"
-    argv = ["quality", "--model", str(model), "--onnx", str(onnx), "--device", "cpu"]
-    assert main([*argv, "--out", str(out)]) == 2
+    data = write_labelled_csv(tmp_path / "eval.csv")
+    argv = ["quality", "--model", str(model), "--onnx", str(onnx), "--eval-data", str(data)]
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 2
     line = _one_line(capsys)
     assert f"{tmp_path / broken} is not valid JSON (" in line and "pass " in line
     assert not out.exists()
@@ -54,5 +55,15 @@ def test_quality_labels_follow_the_training_rules(
     assert main([*argv, "--eval-data", str(data), "--out", str(out)]) == 2
     assert _one_line(capsys) == (
         f"benchmarks: error: {data} column 'toxic' has {shown} at data row 7; labels must be 0 or 1"
+    )
+    assert not out.exists()
+
+
+def test_quality_without_labelled_data_is_one_line(tmp_path, tiny_model_dir, onnx_dir, capsys):
+    out = tmp_path / "results"
+    argv = ["quality", "--model", str(tiny_model_dir), "--onnx", str(onnx_dir), "--device", "cpu"]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert _one_line(capsys) == (
+        "benchmarks: error: quality needs a labelled CSV; pass --eval-data"
     )
     assert not out.exists()

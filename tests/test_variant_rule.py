@@ -55,7 +55,7 @@ def test_cpu_flags_decide_between_int8_and_optimized(flags, expected, named):
 @pytest.mark.parametrize(
     ("record", "problem"),
     [
-        ({"limit": None, "max_abs_diff": 0.02}, "no int8 fidelity check"),  # an older export
+        ({"limit": None, "max_abs_diff": 0.02}, "no int8 fidelity check"),  # an older export.json
         ({"max_abs_diff": 0.01, "fidelity": {"passed": False}}, "past its fidelity limits"),
         (
             {"fidelity": {"passed": True, "sample_rows": 0, "rows_to_bind": 200}},
