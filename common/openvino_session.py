@@ -45,8 +45,8 @@ class OpenVinoSession:
             "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
             "PERFORMANCE_HINT": "LATENCY",
             # The CPU plugin keeps prepared kernels per input shape, 5,000 by default; length
-            # bucketing makes every width up to max_len a new shape, and int8-static held 2.5 GB
-            # after 30,000 real comments. 50 held 870 MiB at the same speed (612 vs 599 rows/s).
+            # bucketing makes every width up to max_len a new shape; capped at 50, a 100,000-row
+            # run peaked at 1.1 GiB instead of 2.7 GiB at the same speed (docs/results.md).
             "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_SHAPES,
         }
         if threads:

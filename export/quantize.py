@@ -1,7 +1,7 @@
 """Dynamic int8 quantization for the CPU: the preset per instruction set, and the fp32 holdouts.
 
 onnxruntime runs a file quantized with any x86 preset on any x86 CPU; the preset decides which
-integer kernels it was shaped for, so by default it is this CPU's (`--int8-isa`).
+integer kernels it was shaped for, so by default it is this CPU's (`--target-cpu`).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "threshold saved at training). Rows keep their input order. "
         "Example: python -m score comments.csv out.parquet --batch-size 128. "
         "With --engine ray, several files or folders go to an output folder holding "
-        "<input stem>/part-<first row>.parquet per input (see the README).",
+        "<input stem>/part-<first row>.parquet per input (see docs/scoring.md).",
         formatter_class=HelpFormatter,
     )
     _file_args(p)
