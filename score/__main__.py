@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from common.cli import HelpFormatter, number, positive_int, run_stage, setup_logging
+from common.variants import VARIANTS
 
 RAY_ONLY = ("address", "num_workers", "gpus_per_worker")  # options of --engine ray alone
 
@@ -85,7 +86,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--variant",
-        choices=["auto", "fp32", "optimized", "fp16", "int8", "int8-static", "bf16"],
+        choices=["auto", *VARIANTS],
         default="auto",
         help="int8-static = NNCF's calibrated int8, run by OpenVINO; bf16 = model.onnx run by "
         "OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. auto = fp16 on CUDA; on the "

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from common.cpu import cpu_flags
 from common.errors import UserError
+from common.variants import precision
 from common.writes import staged_folder
 from score.input import expand_inputs, open_input
 from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
@@ -112,7 +114,13 @@ def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker
     _check_fits(ray, workers, gpus)
     provider = "cuda" if gpus else "cpu"
     variant = choose_variant(folder, variant, provider)
-    return {"provider": provider, "variant": variant, "workers": workers, "gpus_per_worker": gpus}
+    return {
+        "provider": provider,
+        "variant": variant,
+        "precision": precision(variant, cpu_flags()),  # as on this (the driver's) CPU
+        "workers": workers,
+        "gpus_per_worker": gpus,
+    }
 
 
 def _score_to_folder(ray, files, output, reader, actor, plan, labels, model_dir) -> dict:
@@ -297,5 +305,6 @@ def _manifest(files, summary, labels, model_dir, plan: dict) -> dict:
         "model": str(model_dir),
         "provider": plan["provider"],
         "variant": plan["variant"],
+        "precision": plan["precision"],
         "order": "part names sort in input order; rows in a part keep input order",
     }

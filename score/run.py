@@ -71,6 +71,7 @@ def run(
         "rows_per_s": round(counts["rows"] / seconds, 1),
         "provider": scorer.provider,
         "variant": scorer.variant,
+        "precision": scorer.precision,
         "variant_reason": scorer.variant_reason,
         "empty_texts": counts["empty"],
         "output": str(output_path),
@@ -119,7 +120,8 @@ def summary_line(summary: dict) -> str:
     return (
         f"scored {summary['rows']} rows in {summary['seconds']:.1f} s "
         f"({summary['rows_per_s']:.0f} rows/s) on {summary['provider']}{workers} with the "
-        f"{summary['variant']} model{_reason(summary)}; {summary['empty_texts']} rows with "
+        f"{summary['variant']} model ({summary['precision']}){_reason(summary)}; "
+        f"{summary['empty_texts']} rows with "
         f"empty text; wrote {summary['output']}"
     )
 

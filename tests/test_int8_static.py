@@ -15,7 +15,7 @@ import pytest
 from conftest import write_comments_csv, write_labelled_csv
 from test_variant_rule import ALDER_LAKE, AVX2, AVX512, SAPPHIRE_RAPIDS, ZEN4
 
-from common.cpu import cpu_flags, int8_dot_flag
+from common.cpu import bf16_flag, cpu_flags, int8_dot_flag
 from common.errors import UserError
 from common.openvino_session import precision_for
 from export.__main__ import main as export_main
@@ -82,7 +82,9 @@ def test_export_calibrates_on_rows_it_does_not_check(static_export: Path):
     assert static["size_mb"] * 2**20 > (static_export / "model_int8_static.bin").stat().st_size
 
 
-def test_scoring_with_int8_static_stays_within_its_limits(static_export: Path, tmp_path: Path):
+def test_scoring_with_int8_static_stays_within_its_limits(
+    static_export: Path, tmp_path: Path, capsys
+):
     data = write_comments_csv(tmp_path / "comments.csv")
     argv = ["--model", str(static_export), "--provider", "cpu", "--quiet"]
     scores = {}
@@ -90,6 +92,12 @@ def test_scoring_with_int8_static_stays_within_its_limits(static_export: Path, t
         out = tmp_path / f"{variant}.parquet"
         assert score_main([str(data), str(out), *argv, "--variant", variant]) == 0
         scores[variant] = pl.read_parquet(out)
+    # Its float operators run in bf16 on bf16 hardware, else fp32: export.json and the summary
+    # both say which.
+    floats = "bf16" if bf16_flag(cpu_flags()) else "fp32"
+    assert f"with the int8-static model (int8 + {floats})" in capsys.readouterr().out
+    record = json.loads((static_export / "export.json").read_text())["variants"]["int8-static"]
+    assert record["precision"] == f"int8 + {floats}"
     assert scores["int8-static"]["id"].to_list() == scores["fp32"]["id"].to_list()
     fp32, q8 = (scores[v].drop("id").to_numpy() for v in ("fp32", "int8-static"))
     limit = json.loads((static_export / "export.json").read_text())["variants"]["int8-static"]
