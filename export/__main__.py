@@ -6,6 +6,7 @@ python -m export --opset 17 --eval-data labelled.csv
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -38,6 +39,37 @@ def variant_list(text: str) -> list[str]:
     return names
 
 
+LIMITS = "fidelity limits"
+OPTIONS = [
+    ("--model", {"type": Path, "default": Path("artifacts/model"),
+     "help": "the training stage's output folder"}),
+    ("--out", {"type": Path, "default": Path("artifacts/onnx"),
+     "help": "folder for the ONNX variants"}),
+    ("--opset", {"type": int, "default": 17, "help": "ONNX opset of the export"}),
+    ("--variants", {"type": variant_list, "default": None, "help": "comma-separated variants "
+     "to build, each of which must pass (default: every one this machine can check, of "
+     f"{', '.join(OPTIONAL)})"}),
+    ("--target-cpu", {"choices": ["auto", *ISAS], "default": "auto", "help": "the CPU kind "
+     "the int8 variant is quantized for (auto: this one; avx512_vnni also suits AVX-VNNI and "
+     "AMX); export on one machine, score on another kind"}),
+    ("--eval-data", {"type": Path, "default": None, "help": "labelled CSV of your own "
+     "comments: the reduced variants are checked on its first --eval-rows rows, and "
+     "int8-static calibrates on the 300 after them"}),
+    ("--eval-rows", {"type": positive_int, "default": 2000, "help": "--eval-data rows to "
+     "check on"}),
+    ("--force", {"action": "store_true", "help": "replace --out if it has content"}),
+    (LIMITS, "how far int8, int8-static and bf16 may stray from PyTorch fp32 on the checked "
+     "rows; the flag and ROC-AUC limits bind from 200 --eval-data rows"),
+    ("--max-diff", {"default": Limits.max_diff,
+     "help": "largest absolute probability difference"}),
+    ("--p99-diff", {"default": Limits.p99_diff,
+     "help": "99th percentile of the absolute difference"}),
+    ("--min-flag-agreement", {"default": Limits.min_flag_agreement, "help": "least share of "
+     "rows whose flag agrees with PyTorch's at the training thresholds"}),
+    ("--max-auc-drop", {"default": Limits.max_auc_drop, "help": "largest macro ROC-AUC drop"}),
+]  # fmt: skip
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m export",
@@ -48,58 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "says why. Example: python -m export --opset 17 --eval-data labelled.csv",
         formatter_class=HelpFormatter,
     )
-    p.add_argument(
-        "--model",
-        type=Path,
-        default=Path("artifacts/model"),
-        help="the training stage's output folder",
-    )
-    p.add_argument(
-        "--out", type=Path, default=Path("artifacts/onnx"), help="folder for the ONNX variants"
-    )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset of the export")
-    p.add_argument(
-        "--variants",
-        type=variant_list,
-        default=None,
-        help="comma-separated variants to build, each of which must pass (default: "
-        f"every one this machine can check, of {', '.join(OPTIONAL)})",
-    )
-    p.add_argument(
-        "--target-cpu",
-        choices=["auto", *ISAS],
-        default="auto",
-        help="the CPU kind the int8 variant is quantized for (auto: this one; "
-        "avx512_vnni also suits AVX-VNNI and AMX); export on one machine, score on "
-        "another kind",
-    )
-    p.add_argument(
-        "--eval-data",
-        type=Path,
-        default=None,
-        help="labelled CSV of your own comments: the reduced variants are checked on "
-        "its first --eval-rows rows, and int8-static calibrates on the 300 after them",
-    )
-    p.add_argument(
-        "--eval-rows", type=positive_int, default=2000, help="--eval-data rows to check on"
-    )
-    limits = p.add_argument_group(
-        "fidelity limits",
-        "how far int8, int8-static and bf16 may stray from PyTorch fp32 on "
-        "the checked rows; the flag and ROC-AUC limits bind from 200 --eval-data rows",
-    )
-    for flag, default, what in [
-        ("--max-diff", Limits.max_diff, "largest absolute probability difference"),
-        ("--p99-diff", Limits.p99_diff, "99th percentile of the absolute difference"),
-        (
-            "--min-flag-agreement",
-            Limits.min_flag_agreement,
-            "least share of rows whose flag agrees with PyTorch's at the training thresholds",
-        ),
-        ("--max-auc-drop", Limits.max_auc_drop, "largest macro ROC-AUC drop"),
-    ]:
-        limits.add_argument(flag, type=fraction, default=default, help=what)
-    p.add_argument("--force", action="store_true", help="replace --out if it has content")
+    group = p
+    for flag, options in OPTIONS:
+        if flag == LIMITS:
+            group = p.add_argument_group(flag, options)
+        else:
+            group.add_argument(flag, **({"type": fraction} if group is not p else {}), **options)
     _hidden(p)
     return p.parse_args(_renamed(sys.argv[1:] if argv is None else argv))
 
@@ -108,10 +94,11 @@ def _hidden(p: argparse.ArgumentParser) -> None:
     """The earlier release's switches and the text column override, kept out of --help."""
     p.add_argument("--text-column", default=None, help=argparse.SUPPRESS)
     p.set_defaults(without=[])
+    hidden = {"help": argparse.SUPPRESS, "default": argparse.SUPPRESS, "action": _Notice}
     for flag in DECIDED:
-        p.add_argument(flag, dest=None, help=argparse.SUPPRESS, action=_Notice)
+        p.add_argument(flag, **hidden)
     for flag in SWITCHES:
-        p.add_argument(flag, nargs=0, help=argparse.SUPPRESS, action=_Notice)
+        p.add_argument(flag, nargs=0, **hidden)
 
 
 class _Notice(argparse.Action):
@@ -138,10 +125,14 @@ def _renamed(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = vars(parse_args(argv))
     setup_logging("export")
     hide_library_notes()
-    code, record = run_stage("export", lambda: _export(args))
+    from export.run import run  # heavy imports after --help and argument errors
+
+    limits = Limits(**{f.name: args.pop(f.name) for f in dataclasses.fields(Limits)})
+    model = args.pop("model")
+    code, record = run_stage("export", lambda: run(model_dir=model, limits=limits, **args))
     if code:
         return code
     for name, v in record["variants"].items():
@@ -151,26 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     for name, why in record["skipped"].items():
         print(f"{name:<11} left out: {why}")
-    print(f"wrote {args.out}")
+    print(f"wrote {args['out']}")
     return 0
-
-
-def _export(args: argparse.Namespace) -> dict:
-    from export.run import run  # heavy imports after --help and argument errors
-
-    return run(
-        model_dir=args.model,
-        out=args.out,
-        opset=args.opset,
-        variants=args.variants,
-        without=args.without,
-        target_cpu=args.target_cpu,
-        eval_data=args.eval_data,
-        eval_rows=args.eval_rows,
-        text_column=args.text_column,
-        limits=Limits(args.max_diff, args.p99_diff, args.min_flag_agreement, args.max_auc_drop),
-        force=args.force,
-    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import logging
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import onnxruntime as ort
@@ -31,6 +32,7 @@ from export import quantize
 from export.checker import VariantChecker
 from export.notes import hide_library_notes
 from export.quantize import HOLDOUTS
+from export.run import make_checker
 from export.run import run as export_run
 
 log = logging.getLogger("export")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         config = json.loads((folder / "config.json").read_text())
         labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         sample = read_eval_sample(args.data, "comment_text", labels, args.rows, log)
-        checker = _checker(args.model, folder, labels, sample)
+        checker = make_checker(args.model, folder, labels, sample)
         files = {("fp32", "-", "-"): folder / "model.onnx"}
         files[("optimized", "-", "-")] = folder / "model_optimized.onnx"
         rows = {key: {} for key in files}
@@ -92,20 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     (out / "int8_study.md").write_text(report(record))
     print(report(record))
     return 0
-
-
-def _checker(model_dir: Path, folder: Path, labels: list[str], sample) -> VariantChecker:
-    from transformers import AutoModelForSequenceClassification
-
-    saved = json.loads((folder / "thresholds.json").read_text())
-    max_len = json.loads((folder / "export.json").read_text())["max_length"]
-    return VariantChecker(
-        folder / "tokenizer.json",
-        max_len,
-        AutoModelForSequenceClassification.from_pretrained(model_dir).eval(),
-        sample=sample,
-        thresholds=[saved[n]["threshold"] for n in labels],
-    )
 
 
 def _batches(checker: VariantChecker) -> list[dict]:
@@ -146,15 +134,10 @@ def _record(cpu, args, rows: dict, speed: dict) -> dict:
         "cpu": cpu.describe(),
         "onnxruntime": ort.__version__,
         "rows": args.rows,
-        "data": str(args.data),
+        "data": args.data.name,
         "threads": args.threads,
         "repeats": args.repeats,
-        "targets": {
-            "max_abs_diff": TARGETS.max_diff,
-            "p99_abs_diff": TARGETS.p99_diff,
-            "flag_agreement_min": TARGETS.min_flag_agreement,
-            "roc_auc_drop": TARGETS.max_auc_drop,
-        },
+        "targets": asdict(TARGETS),
         "results": results,
     }
 
@@ -186,9 +169,9 @@ def report(record: dict) -> str:
         )
     lines += [
         "",
-        f"Targets (export's default limits): max <= {t['max_abs_diff']}, p99 <= "
-        f"{t['p99_abs_diff']}, flag agreement >= {t['flag_agreement_min']:.1%} per label, "
-        f"ROC-AUC drop <= {t['roc_auc_drop']}. A preset other than this CPU's runs here on this "
+        f"Targets (export's default limits): max <= {t['max_diff']}, p99 <= "
+        f"{t['p99_diff']}, flag agreement >= {t['min_flag_agreement']:.1%} per label, "
+        f"ROC-AUC drop <= {t['max_auc_drop']}. A preset other than this CPU's runs here on this "
         "CPU's kernels; its fidelity carries over to its own CPUs, where integer products are "
         "exact too (u8 weights for avx2, 7-bit for avx512 without VNNI), but its speed does not.",
         "",

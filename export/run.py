@@ -24,6 +24,15 @@ from export.plan import EVAL_HINT, plan
 log = logging.getLogger("export")
 
 COPIED = ["thresholds.json", "training_args.json", "metrics.json"]
+VERSIONED = {
+    "torch": "torch",
+    "transformers": "transformers",
+    "optimum": "optimum",
+    "optimum-onnx": "optimum-onnx",
+    "onnxruntime": "onnxruntime-gpu",
+    "openvino": "openvino",
+    "nncf": "nncf",
+}
 CALIBRATION_ROWS = 300  # int8-static's calibration texts, taken after the checked rows
 
 
@@ -67,7 +76,7 @@ def run(
         for name in COPIED:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
-        checker = _checker(model_dir, tmp, labels, sample)
+        checker = make_checker(model_dir, tmp, labels, sample)
         folder = build.Folder(tmp, isa, cpu.flags)
         folder.calibration = quantize_static.calibration_feeds(checker.tokenizer, calibration)
         record = {"max_length": checker.max_len, "variants": {}, "failed": {}}
@@ -151,7 +160,7 @@ def _finish(record, left_out, tried, checker, tmp: Path, model_dir, opset, label
     (tmp / "export.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _checker(model_dir: Path, tmp: Path, labels: list[str], sample) -> VariantChecker:
+def make_checker(model_dir: Path, tmp: Path, labels: list[str], sample) -> VariantChecker:
     """The PyTorch model, loaded once for every check, and the exported tokenizer."""
     from transformers import AutoModelForSequenceClassification
 
@@ -215,12 +224,8 @@ def _eval_section(checker, record: dict) -> dict:
         section[name] = entry.pop("sample")
         change = section[name].get("roc_auc_change")
         if change is not None:
-            log.info(
-                "%-11s ROC-AUC macro %.4f (change %+.4f against PyTorch)",
-                name,
-                section[name]["roc_auc_macro"],
-                change,
-            )
+            auc = section[name]["roc_auc_macro"]
+            log.info("%-11s ROC-AUC macro %.4f (change %+.4f against PyTorch)", name, auc, change)
     for entry in record["failed"].values():
         entry.pop("sample", None)
     return section
@@ -258,23 +263,14 @@ def _axes(path: Path) -> dict:
 
 
 def _versions() -> dict:
+    """The versions the variants were built and checked with (the OpenVINO pair may be absent
+    on a GPU machine)."""
     from importlib.metadata import PackageNotFoundError, version
 
-    import onnxruntime
-    import optimum.version
-    import torch
-    import transformers
-
-    record = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "optimum": optimum.version.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-    for name in ("openvino", "nncf"):  # the OpenVINO variants' runtime and quantizer
+    record = {"python": platform.python_version()}
+    for name, package in VERSIONED.items():
         try:
-            record[name] = version(name)
-        except PackageNotFoundError:  # a GPU machine may run without them
+            record[name] = version(package)
+        except PackageNotFoundError:
             record[name] = "not installed"
     return record
