@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from common.errors import UserError
 from score.input_csv import iter_blocks, read_header
-from score.input_errors import describe_csv_failure
+from score.input_errors import describe_csv_failure, first_line
 
 SUFFIXES = {".csv", ".parquet"}  # the files a folder given to a multi-file run contributes
 
@@ -101,7 +101,7 @@ def _frames(source: InputFile, chunk_rows: int) -> Iterator[pl.DataFrame]:
                 yield pl.from_arrow(batch)
         except (pa.ArrowException, OSError) as e:
             raise UserError(
-                f"{source.path} could not be read as Parquet ({_first_line(e)})"
+                f"{source.path} could not be read as Parquet ({first_line(e)})"
             ) from None
         return
     try:
@@ -151,7 +151,7 @@ def _parquet_footer(path: Path) -> tuple[int, dict[str, pa.DataType]]:
         meta = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError) as e:
         raise UserError(
-            f"{path} is not a Parquet file ({_first_line(e)}); pass a .parquet file, "
+            f"{path} is not a Parquet file ({first_line(e)}); pass a .parquet file, "
             "or rename a CSV to .csv"
         ) from None
     if meta.num_rows == 0:
@@ -169,10 +169,6 @@ def _is_text(kind: pa.DataType) -> bool:
         or pa.types.is_string_view(kind)
         or pa.types.is_null(kind)
     )
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:

@@ -36,11 +36,15 @@ def describe_csv_failure(path: Path, encoding: str, error: Exception) -> str:
     if problem is not None:
         line, what = problem
         return f"{path} is malformed CSV at line {line}: {what}"
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (
-        f"{path} could not be parsed as CSV ({first}); check its quoting and that no row has "
-        "more fields than the header"
+        f"{path} could not be parsed as CSV ({first_line(error)}); check its quoting and that no "
+        "row has more fields than the header"
     )
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message, first line only (its type when it has none)."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def find_invalid_utf8(path: Path) -> tuple[int, int] | None:

@@ -7,9 +7,9 @@ never touches an existing output, which is replaced only with --force.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 import pyarrow as pa
@@ -57,30 +57,8 @@ def chunk_table(
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-class ParquetOutput:
-    """Context manager: `write()` row groups, renamed over `path` only if the block succeeds."""
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path = path
-        self.schema = schema
-        self.rows = 0
-
-    def __enter__(self) -> ParquetOutput:
-        with ExitStack() as stack:
-            tmp = stack.enter_context(atomic_file(self.path))
-            self.writer = pq.ParquetWriter(tmp, self.schema)
-            stack.callback(self.writer.close)  # closed before the file is synced and renamed
-            self._stack = stack.pop_all()
-        return self
-
-    def write(self, table: pa.Table) -> None:
-        self.writer.write_table(table, row_group_size=max(len(table), 1))  # one group per chunk
-        self.rows += len(table)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return self._stack.__exit__(exc_type, exc, tb)
+@contextmanager
+def parquet_output(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A writer whose file is renamed over `path` only if the block succeeds."""
+    with atomic_file(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        yield writer  # closed before the file is synced and renamed

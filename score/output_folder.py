@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from common.errors import UserError
 from common.writes import atomic_file, check_writable
+from score.input_errors import first_line
 
 MANIFEST = "_manifest.json"
 
@@ -96,9 +97,8 @@ def check_parts_on_disk(staging: Path, parts: list[dict]) -> None:
         try:
             rows = pq.ParquetFile(path).metadata.num_rows
         except (pa.ArrowException, OSError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(
-                f"{path}, written by a Ray worker, is not Parquet ({first}); {shared}"
+                f"{path}, written by a Ray worker, is not Parquet ({first_line(e)}); {shared}"
             ) from None
         if rows != part["rows"]:
             raise UserError(
