@@ -50,12 +50,8 @@ def read_model_folder(path: Path) -> ModelFolder:
     id2label = config.get("id2label") or {}
     if not id2label:
         raise UserError(f"{path}/config.json has no id2label; {FIX_FOLDER}")
-    export = _read_json(path / "export.json") if (path / "export.json").is_file() else {}
-    tokenizer_config = (
-        _read_json(path / "tokenizer_config.json")
-        if (path / "tokenizer_config.json").is_file()
-        else {}
-    )
+    export = _read_json(path / "export.json", optional=True)
+    tokenizer_config = _read_json(path / "tokenizer_config.json", optional=True)
     max_length = export.get("max_length") or tokenizer_config.get("model_max_length")
     if not isinstance(max_length, int) or max_length > 100_000:  # transformers' "no limit" is 1e30
         raise UserError(
@@ -168,5 +164,5 @@ def read_thresholds(folder: ModelFolder) -> np.ndarray:
     return np.array([saved[n]["threshold"] for n in folder.labels], dtype=np.float32)
 
 
-def _read_json(path: Path) -> dict:
-    return read_json(path, FIX_FOLDER)
+def _read_json(path: Path, optional: bool = False) -> dict:
+    return {} if optional and not path.is_file() else read_json(path, FIX_FOLDER)

@@ -1,12 +1,10 @@
-"""Output (folder, Ray engine): Parquet parts, a subfolder per input, built beside the target and
-renamed at the end.
+"""Output (folder, Ray engine): Parquet parts, a subfolder per input, staged beside the target
+(`common.writes.staged_folder`) and renamed at the end.
 
 Parts are named by the input row they start at (`part-000000050000.parquet`), so sorting the names
 gives input order, and a retried task rewrites the same name instead of adding a copy. Before the
-rename every input's parts must tile its rows exactly (nothing lost, nothing doubled), and each
-part must be on the driver's disk with the rows its worker reported. The folder follows the write
-rule of every stage (`common.writes.staged_folder`): replaced only with --force, the old one kept
-until the new one is in place.
+rename every input's parts must tile its rows exactly, and each part must be on the driver's disk
+with the rows its worker reported.
 """
 
 from __future__ import annotations
@@ -24,13 +22,9 @@ from score.input_errors import first_line
 MANIFEST = "_manifest.json"
 
 
-def part_name(first_row: int) -> str:
-    return f"part-{first_row:012d}.parquet"
-
-
 def write_part(folder: Path, input_stem: str, first_row: int, table: pa.Table) -> str:
     """Write one part atomically; returns its path relative to `folder`."""
-    target = folder / input_stem / part_name(first_row)
+    target = folder / input_stem / f"part-{first_row:012d}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     # tidy=False: workers on other nodes share this folder, and a PID means nothing across
     # machines; finish() removes what failed attempts left.
@@ -83,9 +77,11 @@ def check_parts(parts: list[dict]) -> dict[str, dict]:
     return summary
 
 
-def check_parts_on_disk(staging: Path, parts: list[dict]) -> None:
-    """Each part a worker reported is on this machine, reads as Parquet, and holds its rows:
-    a worker on another node without shared storage writes to its own disk."""
+def finish(staging: Path, parts: list[dict], manifest: dict) -> None:
+    """Check that each part a worker reported is on this machine, reads as Parquet and holds its
+    rows (a worker on another node without shared storage writes to its own disk); drop what
+    failed attempts left (stray parts, a killed worker's temporary file); write the manifest.
+    The caller puts the folder in place."""
     shared = (
         "the output folder must be on storage that every Ray node sees at the same path (NFS "
         "or a shared mount); pass such an output path"
@@ -104,12 +100,6 @@ def check_parts_on_disk(staging: Path, parts: list[dict]) -> None:
             raise UserError(
                 f"{path} holds {rows} rows where its Ray worker wrote {part['rows']}; {shared}"
             )
-
-
-def finish(staging: Path, parts: list[dict], manifest: dict) -> None:
-    """Check the parts on this disk, drop what failed attempts left (stray parts, a killed
-    worker's temporary file), and write the manifest; the caller puts the folder in place."""
-    check_parts_on_disk(staging, parts)
     keep = {p for entry in manifest["inputs"].values() for p in entry["parts"]}
     for path in staging.rglob("*"):
         if path.is_file() and str(path.relative_to(staging)) not in keep:
