@@ -155,9 +155,7 @@ def _is_text(kind: pa.DataType) -> bool:
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """Files in the order given; a folder gives its *.csv and *.parquet files, sorted by name.
-
-    Each input becomes an output folder named after its stem, so two stems may not clash.
-    """
+    Each input becomes an output folder named after its stem, so two stems may not clash."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

@@ -60,10 +60,8 @@ def iter_blocks(path: Path, header: bytes, encoding: str) -> Iterator[pl.DataFra
 
 
 def record_end(data: bytes, *, last: bool = False, after: int = 0) -> int | None:
-    """Index just past the first (or last) newline outside quotes, searching from `after`.
-
-    A newline is outside quotes when an even number of quotes comes before it.
-    """
+    """Index just past the first (or last) newline outside quotes (an even number of quotes
+    before it), searching from `after`."""
     if not last:
         before, start = data.count(b'"', 0, after), after
         while (nl := data.find(b"\n", start)) >= 0:

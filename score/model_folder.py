@@ -1,8 +1,5 @@
-"""The model: read what scoring needs from the export folder: labels, max length, ONNX variants,
-thresholds.
-
-Everything comes from the folder that `python -m export` wrote; nothing is imported from it.
-"""
+"""The model: read what scoring needs (labels, max length, ONNX variants, thresholds) from the
+folder that `python -m export` wrote; nothing is imported from export."""
 
 from __future__ import annotations
 
@@ -32,10 +29,6 @@ class ModelFolder:
     variants: dict[str, Path]  # ONNX files present, by variant name
     skipped: dict[str, str]  # variants export left out, with its reason
     records: dict[str, dict] = field(default_factory=dict)  # export.json's entry per variant
-
-    @property
-    def tokenizer_file(self) -> Path:
-        return self.path / "tokenizer.json"
 
 
 def read_model_folder(path: Path) -> ModelFolder:
@@ -80,8 +73,7 @@ def _variant_files(path: Path, export: dict) -> dict[str, Path]:
         files[name] = path / (entry.get("file") or VARIANTS[name].file)
     # An OpenVINO IR (.xml) keeps its weights in the .bin beside it.
     weights = [f.with_suffix(".bin") for f in files.values() if f.suffix == ".xml"]
-    needed = [*files.values(), *weights]
-    missing = [f.name for f in needed if not f.is_file()]
+    missing = [f.name for f in [*files.values(), *weights] if not f.is_file()]
     if missing:
         raise UserError(
             f"{path}/export.json lists {', '.join(missing)}, which the folder lacks; {FIX_FOLDER}"

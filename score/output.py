@@ -34,18 +34,16 @@ def check_output_path(output: Path, input_path: Path, force: bool = False) -> No
 
 def output_schema(id_name: str, id_type: pa.DataType, labels: list[str], flags: bool) -> pa.Schema:
     """The id (or row) column, a float32 probability per label, then `<label>_flag` booleans."""
-    names = [id_name, *labels, *([f"{n}{FLAG_SUFFIX}" for n in labels] if flags else [])]
+    flag_names = [f"{n}{FLAG_SUFFIX}" for n in labels] if flags else []
+    names = [id_name, *labels, *flag_names]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
         raise UserError(
             f"output column {clash[0]!r} would appear twice (id column against label names); "
             "pass another --id-column or --no-id-column"
         )
-    fields = [pa.field(id_name, id_type)]
-    fields += [pa.field(n, pa.float32()) for n in labels]
-    if flags:
-        fields += [pa.field(f"{n}{FLAG_SUFFIX}", pa.bool_()) for n in labels]
-    return pa.schema(fields)
+    types = [id_type] + [pa.float32()] * len(labels) + [pa.bool_()] * len(flag_names)
+    return pa.schema(list(zip(names, types, strict=True)))
 
 
 def chunk_table(

@@ -52,10 +52,8 @@ def check_output_folder(out: Path, force: bool = False) -> None:
 
 def check_parts(parts: list[dict]) -> dict[str, dict]:
     """Per input: rows, blank texts and parts, after checking the parts tile 0..rows exactly.
-
     Each part is {"input", "first_row", "rows", "blank", "last", "path"}; `last` marks the part
-    holding the input's final row, which is how a missing tail would show.
-    """
+    holding the input's final row, which is how a missing tail would show."""
     by_input: dict[str, list[dict]] = {}
     for part in parts:
         by_input.setdefault(part["input"], []).append(part)

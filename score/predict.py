@@ -65,7 +65,7 @@ class Scorer:
         self.batch_size = batch_size or (
             CUDA_BATCH_SIZE if self.provider == "cuda" else CPU_BATCH_SIZE
         )
-        self.tokenizer = TextTokenizer(folder.tokenizer_file, self.max_len)
+        self.tokenizer = TextTokenizer(folder.path / "tokenizer.json", self.max_len)
         self.session = open_variant(
             self.variant, folder.variants[self.variant], self.provider, threads, flags=flags
         )
@@ -85,11 +85,8 @@ class Scorer:
         return self.predict_tokens(self.tokenize(texts))
 
     def predict_tokens(self, tokens: Tokens, first_row: int = 0) -> np.ndarray:
-        """Sort by length, run batches padded to their longest text, put rows back in order.
-
-        A NaN or inf logit stops the run (UserError naming the variant and the input row,
-        `first_row` being the 0-based input row of `tokens[0]`): it is never written.
-        """
+        """Sort by length, run batches padded to their longest text, put rows back in order. A NaN
+        or inf logit stops the run, naming the input row (`first_row`: that of `tokens[0]`)."""
         probs = np.empty((len(tokens), len(self.labels)), dtype=np.float32)
         pad_to = CUDA_PAD_TO if self.provider == "cuda" else 1
         for rows, feed in batches(tokens, self.batch_size, pad_to):

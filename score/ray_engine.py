@@ -64,7 +64,7 @@ def run_ray(
     output_schema(id_name, id_type, folder.labels, o.thresholds)
     max_len = resolve_max_len(folder, o.max_len)
     reader = {"options": o.pick(*READING), "chunk_rows": o.chunk_rows, "max_len": max_len}
-    reader["tokenizer_file"] = str(folder.tokenizer_file.resolve())
+    reader["tokenizer_file"] = str((folder.path / "tokenizer.json").resolve())
     actor = {"model_dir": str(o.model_dir.resolve()), "id_name": id_name, "max_len": max_len}
     actor |= o.pick("thresholds", "batch_size", "threads")
     started = time.perf_counter()
@@ -128,8 +128,7 @@ def _score_to_folder(ray, files, output, reader, actor, plan, labels, o: Options
     """Run the pipeline into a staged output folder, check the parts, write the manifest and put
     the folder in place; returns the rows and empty texts of all inputs."""
     with staged_folder(output) as staging:
-        workers, gpus = plan["workers"], plan["gpus_per_worker"]
-        parts = _execute(ray, files, reader, actor | {"staging": str(staging)}, workers, gpus)
+        parts = _execute(ray, files, reader, actor | {"staging": str(staging)}, plan)
         summary = check_parts(parts)
         by_stem = {f.stem: str(f) for f in files}
         manifest = {
@@ -238,23 +237,19 @@ def _gpus_per_worker(ray, provider: str, requested: float | None) -> float:
     return requested
 
 
-def _execute(ray, files, reader: dict, actor: dict, workers: int, gpus: float) -> list[dict]:
+def _execute(ray, files, reader: dict, actor: dict, plan: dict) -> list[dict]:
     """Run the Ray Data pipeline; a worker's UserError comes back as itself, not a traceback."""
     dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
     dataset = dataset.map_batches(
-        read_inputs,
-        batch_size=1,
-        batch_format="pyarrow",
-        fn_kwargs=reader,
-        num_cpus=READ_CPUS,
+        read_inputs, batch_size=1, batch_format="pyarrow", fn_kwargs=reader, num_cpus=READ_CPUS
     )
     dataset = dataset.map_batches(
         ChunkScorer,
         batch_size=reader["chunk_rows"],
         batch_format="pyarrow",
         fn_constructor_kwargs=actor,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=gpus or None,
+        compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
+        num_gpus=plan["gpus_per_worker"] or None,
         num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
     )
     try:

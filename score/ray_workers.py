@@ -78,7 +78,6 @@ def tokens_from_arrow(column: pa.ChunkedArray | pa.Array) -> Tokens:
 
 class ChunkScorer:
     """One per worker: loads the model once, scores batches, writes each input's rows as a part.
-
     The driver passes the provider and variant it chose for the whole run; `Scorer` honours
     them or raises the single-machine UserError (no silent fallback to another precision)."""
 

@@ -26,11 +26,9 @@ READING = ("text_column", "id_column", "encoding")  # the options open_input tak
 
 @dataclass(frozen=True)
 class Options:
-    """What both engines take besides their inputs and output, with the command line's defaults.
-
+    """What both engines take besides inputs and output, with the command line's defaults.
     `id_column=None` writes a 0-based `row` column instead of ids; `batch_size=None` is 64 on
-    the CPU and 256 on CUDA; an existing output is replaced only with `force`.
-    """
+    the CPU and 256 on CUDA; an existing output is replaced only with `force`."""
 
     model_dir: Path = Path("artifacts/onnx")
     text_column: str = "comment_text"
