@@ -84,7 +84,13 @@ def iter_chunks(source: InputFile, chunk_rows: int) -> Iterator[Chunk]:
     """Chunks of `chunk_rows` rows (the last one shorter), in order; located errors."""
     start = 0
     for frame in _rechunk(_frames(source, chunk_rows), chunk_rows):
-        yield _chunk(source, frame, start)
+        text = frame[source.text_column].cast(pl.String)
+        if source.id_column is None:
+            ids = pa.array(range(start, start + frame.height), type=pa.int64())
+        else:
+            ids = frame[source.id_column].to_arrow().cast(source.id_type)
+        blank = (text.is_null() | (text.str.strip_chars() == "")).to_numpy()
+        yield Chunk(start, ids, text.fill_null("").to_list(), blank)
         start += frame.height
     if start == 0:
         raise UserError(f"{source.path} has a header but no rows; nothing to score")
@@ -120,16 +126,6 @@ def _rechunk(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame
             pending, count = [joined.slice(rows)], count - rows
     if count:
         yield pl.concat(pending)
-
-
-def _chunk(source: InputFile, frame: pl.DataFrame, start: int) -> Chunk:
-    text = frame[source.text_column].cast(pl.String)
-    if source.id_column is None:
-        ids = pa.array(range(start, start + frame.height), type=pa.int64())
-    else:
-        ids = frame[source.id_column].to_arrow().cast(source.id_type)
-    blank = (text.is_null() | (text.str.strip_chars() == "")).to_numpy()
-    return Chunk(start, ids, text.fill_null("").to_list(), blank)
 
 
 def _parquet_footer(path: Path) -> tuple[int, dict[str, pa.DataType]]:

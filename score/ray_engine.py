@@ -90,16 +90,31 @@ def run_ray(
 
 
 def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker) -> dict:
-    """Workers (--num-workers, else one per GPU or per 4 CPUs), GPUs each, and one provider and
-    variant for the whole run: a worker that cannot honour them fails the run. Ray waits for ever
-    for actors the cluster has no room for, and for readers once the actors hold every CPU
-    (measured: 2 workers on a 2-CPU cluster hang): refuse up front."""
-    gpus = _gpus_per_worker(ray, provider, gpus_per_worker)
+    """GPUs each worker holds (0 on the CPU; 1 when the cluster has GPUs and CUDA may be used;
+    never more than exist), workers (--num-workers, else one per GPU or per 4 CPUs), and one
+    provider and variant for the whole run: a worker that cannot honour them fails the run. Ray
+    waits for ever for actors the cluster has no room for, and for readers once the actors hold
+    every CPU (measured: 2 workers on a 2-CPU cluster hang): refuse up front."""
     have = ray.cluster_resources()
+    cluster_gpus, gpus = have.get("GPU", 0), gpus_per_worker
+    if provider == "cpu" and gpus:
+        raise UserError("--gpus-per-worker needs --provider auto or cuda, not cpu")
+    if gpus is None:
+        gpus = 1 if cluster_gpus and provider != "cpu" else 0
+    if provider == "cuda" and not gpus:
+        raise UserError(
+            f"--provider cuda but the Ray cluster has {cluster_gpus:g} GPUs for the workers; "
+            "start Ray on GPU nodes, pass --gpus-per-worker, or pass --provider cpu"
+        )
+    if gpus > cluster_gpus:
+        raise UserError(
+            f"--gpus-per-worker {gpus:g} but the Ray cluster has {cluster_gpus:g} GPUs; "
+            "pass a smaller --gpus-per-worker or --provider cpu"
+        )
     if num_workers:
         workers = num_workers
     elif gpus:
-        workers = max(1, int(have.get("GPU", 0) // gpus))
+        workers = max(1, int(cluster_gpus // gpus))
     else:
         workers = max(1, int(have.get("CPU", 1) // CPU_THREADS_PER_WORKER))
     cpus, need = have.get("CPU", 0), workers + READ_CPUS  # each worker holds 1 CPU
@@ -108,10 +123,10 @@ def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker
             f"--num-workers {workers} needs {need:g} CPUs ({workers} workers and a reader) and "
             f"the Ray cluster has {cpus:g}; pass a smaller --num-workers or add nodes"
         )
-    if gpus and workers * gpus > have.get("GPU", 0):
+    if gpus and workers * gpus > cluster_gpus:
         raise UserError(
             f"--num-workers {workers} with --gpus-per-worker {gpus:g} needs {workers * gpus:g} "
-            f"GPUs and the Ray cluster has {have.get('GPU', 0):g}; pass fewer workers or GPUs each"
+            f"GPUs and the Ray cluster has {cluster_gpus:g}; pass fewer workers or GPUs each"
         )
     provider = "cuda" if gpus else "cpu"
     variant = choose_variant(folder, variant, provider)
@@ -125,10 +140,29 @@ def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker
 
 
 def _score_to_folder(ray, files, output, reader, actor, plan, labels, o: Options) -> dict:
-    """Run the pipeline into a staged output folder, check the parts, write the manifest and put
-    the folder in place; returns the rows and empty texts of all inputs."""
+    """Run the Ray Data pipeline into a staged output folder, check the parts, write the manifest
+    and put the folder in place; returns the rows and empty texts of all inputs. A worker's
+    UserError comes back as itself, not a traceback."""
+    dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
+    dataset = dataset.map_batches(
+        read_inputs, batch_size=1, batch_format="pyarrow", fn_kwargs=reader, num_cpus=READ_CPUS
+    )
     with staged_folder(output) as staging:
-        parts = _execute(ray, files, reader, actor | {"staging": str(staging)}, plan)
+        dataset = dataset.map_batches(
+            ChunkScorer,
+            batch_size=reader["chunk_rows"],
+            batch_format="pyarrow",
+            fn_constructor_kwargs=actor | {"staging": str(staging)},
+            compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
+            num_gpus=plan["gpus_per_worker"] or None,
+            num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
+        )
+        try:
+            parts = dataset.take_all()
+        except Exception as e:
+            if (found := _user_error(e)) is None:
+                raise
+            raise found from None
         summary = check_parts(parts)
         by_stem = {f.stem: str(f) for f in files}
         manifest = {
@@ -213,52 +247,6 @@ def _start_ray(ray, address: str | None, quiet: bool) -> None:
 def _no_errors(record: logging.LogRecord) -> bool:
     """Ray logs a failed task's traceback before raising; the error is reported once, by us."""
     return record.levelno < logging.ERROR
-
-
-def _gpus_per_worker(ray, provider: str, requested: float | None) -> float:
-    """0 on the CPU; 1 when the cluster has GPUs and CUDA may be used; never more than exist."""
-    cluster_gpus = ray.cluster_resources().get("GPU", 0)
-    if provider == "cpu":
-        if requested:
-            raise UserError("--gpus-per-worker needs --provider auto or cuda, not cpu")
-        return 0
-    if requested is None:
-        requested = 1 if cluster_gpus else 0
-    if provider == "cuda" and not requested:
-        raise UserError(
-            f"--provider cuda but the Ray cluster has {cluster_gpus:g} GPUs for the workers; "
-            "start Ray on GPU nodes, pass --gpus-per-worker, or pass --provider cpu"
-        )
-    if requested > cluster_gpus:
-        raise UserError(
-            f"--gpus-per-worker {requested:g} but the Ray cluster has {cluster_gpus:g} GPUs; "
-            "pass a smaller --gpus-per-worker or --provider cpu"
-        )
-    return requested
-
-
-def _execute(ray, files, reader: dict, actor: dict, plan: dict) -> list[dict]:
-    """Run the Ray Data pipeline; a worker's UserError comes back as itself, not a traceback."""
-    dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
-    dataset = dataset.map_batches(
-        read_inputs, batch_size=1, batch_format="pyarrow", fn_kwargs=reader, num_cpus=READ_CPUS
-    )
-    dataset = dataset.map_batches(
-        ChunkScorer,
-        batch_size=reader["chunk_rows"],
-        batch_format="pyarrow",
-        fn_constructor_kwargs=actor,
-        compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
-        num_gpus=plan["gpus_per_worker"] or None,
-        num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
-    )
-    try:
-        return dataset.take_all()
-    except Exception as e:
-        found = _user_error(e)
-        if found is not None:
-            raise found from None
-        raise
 
 
 def _user_error(error: BaseException | None) -> UserError | None:
