@@ -125,20 +125,17 @@ def _ray_args(ray) -> None:
     )
     ray.add_argument(
         "--address",
-        default=None,
         help="Ray cluster to join: auto (the one this node belongs to) or ray://host:10001 "
         "(default: start a local Ray instance)",
     )
     ray.add_argument(
         "--num-workers",
         type=positive_int,
-        default=None,
         help="model workers (default: one per GPU, or one per 4 CPUs of the cluster)",
     )
     ray.add_argument(
         "--gpus-per-worker",
         type=_positive_float,
-        default=None,
         help="GPUs each worker holds (default: 1 when the cluster has GPUs, else 0)",
     )
 

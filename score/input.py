@@ -129,7 +129,6 @@ def _rechunk(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame
 
 
 def _parquet_footer(path: Path) -> tuple[int, dict[str, pa.DataType]]:
-    """Row count and column types, from the footer alone."""
     try:
         meta = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError) as e:

@@ -34,7 +34,6 @@ def describe_csv_failure(path: Path, encoding: str, error: Exception) -> str:
 
 
 def first_line(error: BaseException) -> str:
-    """An exception's message, first line only (its type when it has none)."""
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 

@@ -131,9 +131,8 @@ def resolve_max_len(folder: ModelFolder, max_len: int | None) -> int:
         )
     if max_len != folder.max_length:
         log.warning(
-            "--max-len %d differs from the training length %d: scores will shift",
-            max_len,
-            folder.max_length,
+            f"--max-len {max_len} differs from the training length {folder.max_length}: "
+            "scores will shift"
         )
     return max_len
 

@@ -187,9 +187,7 @@ def _import_ray():
 
 
 def _same_id_type(sources: list) -> pa.DataType:
-    """The one type of the inputs' id columns."""
-    kinds = {str(s.id_type) for s in sources}
-    if len(kinds) > 1:
+    if len({str(s.id_type) for s in sources}) > 1:
         found = ", ".join(f"{s.path.name}: {s.id_type}" for s in sources)
         raise UserError(
             f"the inputs' id columns have different types ({found}); score them in separate runs "
@@ -208,8 +206,7 @@ def _check_address(address: str | None) -> None:
             f"--address {address} is not auto, HOST:PORT or ray://HOST:PORT; pass one of those"
         )
     try:
-        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
-            pass
+        socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S).close()
     except OSError as e:
         why = e.strerror or str(e) or type(e).__name__
         raise UserError(

@@ -1,6 +1,5 @@
-"""The local engine, `run()`: score a CSV or Parquet file with the exported model into one Parquet
-file, streaming.
-"""
+"""The local engine, `run()`: stream a CSV or Parquet file through the exported model into one
+Parquet file."""
 
 from __future__ import annotations
 
@@ -84,7 +83,6 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
 
 
 def _score_file(source, scorer, output_path, schema, cut, o: Options) -> dict:
-    """Stream the chunks through the thread pipeline into the output; returns the counts."""
     counts = {"rows": 0, "empty": 0}
     quiet = True if o.quiet else None  # None: a bar only on a terminal
     bar = tqdm(total=source.rows, unit="rows", unit_scale=True, file=sys.stderr, disable=quiet)

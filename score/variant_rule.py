@@ -64,8 +64,7 @@ def int8_problem(record: dict | None, variant: str = "int8") -> str | None:
     what is wrong. On the 8 parity texts alone int8 can pass and still stray on real comments
     (max gap 0.116 on 2,000 real ones for a model that passed them), so auto asks for as many
     --eval-data rows as export needed to bind its flag limit (`rows_to_bind`)."""
-    problem = fidelity_problem(variant, record)
-    if problem is not None:
+    if (problem := fidelity_problem(variant, record)) is not None:
         return problem
     fidelity = record["fidelity"]
     rows, needed = fidelity.get("sample_rows", 0), fidelity.get("rows_to_bind")
