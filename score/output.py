@@ -1,9 +1,6 @@
-"""Output (file): one Parquet file, one row group per chunk, written under a temporary name and
-renamed on success.
-
-The write rule is `common.writes`: a failed or interrupted run removes its temporary file and
-never touches an existing output, which is replaced only with --force.
-"""
+"""Output (file): one Parquet file, one row group per chunk, by the write rule of
+`common.writes`: a failed or interrupted run removes its temporary file and never touches an
+existing output, which is replaced only with --force."""
 
 from __future__ import annotations
 

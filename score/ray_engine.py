@@ -28,8 +28,6 @@ from score.output_folder import check_output_folder, check_parts, finish
 from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
 from score.run import READING, Options
 
-log = logging.getLogger("score")
-
 # Reading and tokenizing take about 1% of a CPU worker's time. Their tasks ask for half a CPU:
 # a request unlike the actors' keeps Ray from fusing the two stages into one serial actor, and
 # leaves room for a reader beside a worker on a 2-core machine.

@@ -1,5 +1,4 @@
 """What the Ray engine's workers run: the local input, tokenizer and Scorer, for `map_batches`.
-
 Plain Python with no Ray import, so these are the code paths the local scorer's tests cover.
 Stage 1 (CPU tasks) reads an input in chunks and tokenizes them; stage 2 (one actor per worker,
 one GPU each on a GPU cluster) runs the model and writes each chunk as a Parquet part. Internal
