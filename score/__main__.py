@@ -94,24 +94,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         "that export.json says is within its fidelity limits, else optimized "
         "(score/variant_rule.py); the summary line says which and why",
     )
-    p.add_argument(
-        "--batch-size", type=positive_int, default=None, help="default: 64 on CPU, 256 on CUDA"
-    )
-    p.add_argument(
-        "--max-len",
-        type=positive_int,
-        default=None,
-        help="tokens per comment (default: training's)",
-    )
-    p.add_argument(
-        "--chunk-rows",
-        type=positive_int,
-        default=50_000,
-        help="rows read, sorted and written at once",
-    )
-    p.add_argument(
-        "--threads", type=positive_int, default=None, help="onnxruntime threads (default: its own)"
-    )
+    for flag, default, help in (
+        ("--batch-size", None, "default: 64 on CPU, 256 on CUDA"),
+        ("--max-len", None, "tokens per comment (default: training's)"),
+        ("--chunk-rows", 50_000, "rows read, sorted and written at once"),
+        ("--threads", None, "onnxruntime threads (default: its own)"),
+    ):
+        p.add_argument(flag, type=positive_int, default=default, help=help)
     p.add_argument(
         "--thresholds",
         action=argparse.BooleanOptionalAction,
@@ -136,20 +125,17 @@ def _ray_args(ray) -> None:
     )
     ray.add_argument(
         "--address",
-        default=None,
         help="Ray cluster to join: auto (the one this node belongs to) or ray://host:10001 "
         "(default: start a local Ray instance)",
     )
     ray.add_argument(
         "--num-workers",
         type=positive_int,
-        default=None,
         help="model workers (default: one per GPU, or one per 4 CPUs of the cluster)",
     )
     ray.add_argument(
         "--gpus-per-worker",
         type=_positive_float,
-        default=None,
         help="GPUs each worker holds (default: 1 when the cluster has GPUs, else 0)",
     )
 

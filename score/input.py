@@ -1,9 +1,8 @@
 """Step 1, input: stream a CSV or Parquet file as chunks of (ids, texts) in input order, in
 bounded memory; and the files of a multi-file run (named one by one, or the files of folders).
 
-CSV: blocks of whole records parsed by Polars, every column as text (see input_csv.py; where a
-refused CSV goes wrong, input_errors.py). Parquet: pyarrow's batches, one row group at a time,
-only the id and text columns.
+CSV: blocks of whole records, every column as text (input_csv.py; errors: input_errors.py).
+Parquet: pyarrow's batches, one row group at a time, only the id and text columns.
 """
 
 from __future__ import annotations
@@ -19,9 +18,10 @@ import pyarrow.parquet as pq
 
 from common.errors import UserError
 from score.input_csv import iter_blocks, read_header
-from score.input_errors import describe_csv_failure
+from score.input_errors import describe_csv_failure, first_line
 
 SUFFIXES = {".csv", ".parquet"}  # the files a folder given to a multi-file run contributes
+CSV_ERRORS = (pl.exceptions.ComputeError, pl.exceptions.NoDataError)  # Polars refused the CSV
 
 
 @dataclass
@@ -29,12 +29,7 @@ class Chunk:
     start: int  # 0-based number of the chunk's first row in the input
     ids: pa.Array  # the id column as read, or 0-based row numbers (int64)
     texts: list[str]  # null texts become ""
-    blank: np.ndarray  # bool per row: the text is null, empty or only whitespace
-
-    @property
-    def empty(self) -> int:
-        """Rows scored as empty text (counted in the summary, never dropped)."""
-        return int(self.blank.sum())
+    blank: np.ndarray  # bool per row: the text is null, empty or only whitespace (still scored)
 
 
 @dataclass
@@ -62,7 +57,10 @@ def open_input(
     if source.is_csv:
         if path.stat().st_size == 0:
             raise UserError(f"{path} is empty (0 bytes); pass a CSV with a header and rows")
-        source.header, names = _csv_header(path, encoding)
+        try:
+            source.header, names = read_header(path, encoding)
+        except CSV_ERRORS as e:
+            raise UserError(describe_csv_failure(path, encoding, e)) from None
         types = dict.fromkeys(names, pa.string())
     else:
         source.rows, types = _parquet_footer(path)
@@ -86,7 +84,13 @@ def iter_chunks(source: InputFile, chunk_rows: int) -> Iterator[Chunk]:
     """Chunks of `chunk_rows` rows (the last one shorter), in order; located errors."""
     start = 0
     for frame in _rechunk(_frames(source, chunk_rows), chunk_rows):
-        yield _chunk(source, frame, start)
+        text = frame[source.text_column].cast(pl.String)
+        if source.id_column is None:
+            ids = pa.array(range(start, start + frame.height), type=pa.int64())
+        else:
+            ids = frame[source.id_column].to_arrow().cast(source.id_type)
+        blank = (text.is_null() | (text.str.strip_chars() == "")).to_numpy()
+        yield Chunk(start, ids, text.fill_null("").to_list(), blank)
         start += frame.height
     if start == 0:
         raise UserError(f"{source.path} has a header but no rows; nothing to score")
@@ -101,13 +105,13 @@ def _frames(source: InputFile, chunk_rows: int) -> Iterator[pl.DataFrame]:
                 yield pl.from_arrow(batch)
         except (pa.ArrowException, OSError) as e:
             raise UserError(
-                f"{source.path} could not be read as Parquet ({_first_line(e)})"
+                f"{source.path} could not be read as Parquet ({first_line(e)})"
             ) from None
         return
     try:
         for block in iter_blocks(source.path, source.header, source.encoding):
             yield block.select(columns)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as e:
+    except CSV_ERRORS as e:
         raise UserError(describe_csv_failure(source.path, source.encoding, e)) from None
 
 
@@ -124,34 +128,12 @@ def _rechunk(frames: Iterator[pl.DataFrame], rows: int) -> Iterator[pl.DataFrame
         yield pl.concat(pending)
 
 
-def _chunk(source: InputFile, frame: pl.DataFrame, start: int) -> Chunk:
-    text = frame[source.text_column].cast(pl.String)
-    if source.id_column is None:
-        ids = pa.array(range(start, start + frame.height), type=pa.int64())
-    else:
-        ids = frame[source.id_column].to_arrow().cast(source.id_type)
-    return Chunk(
-        start=start,
-        ids=ids,
-        texts=text.fill_null("").to_list(),
-        blank=(text.is_null() | (text.str.strip_chars() == "")).to_numpy(),
-    )
-
-
-def _csv_header(path: Path, encoding: str) -> tuple[bytes, list[str]]:
-    try:
-        return read_header(path, encoding)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as e:
-        raise UserError(describe_csv_failure(path, encoding, e)) from None
-
-
 def _parquet_footer(path: Path) -> tuple[int, dict[str, pa.DataType]]:
-    """Row count and column types, from the footer alone."""
     try:
         meta = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError) as e:
         raise UserError(
-            f"{path} is not a Parquet file ({_first_line(e)}); pass a .parquet file, "
+            f"{path} is not a Parquet file ({first_line(e)}); pass a .parquet file, "
             "or rename a CSV to .csv"
         ) from None
     if meta.num_rows == 0:
@@ -161,25 +143,14 @@ def _parquet_footer(path: Path) -> tuple[int, dict[str, pa.DataType]]:
 
 
 def _is_text(kind: pa.DataType) -> bool:
-    if pa.types.is_dictionary(kind):
-        kind = kind.value_type
-    return (
-        pa.types.is_string(kind)
-        or pa.types.is_large_string(kind)
-        or pa.types.is_string_view(kind)
-        or pa.types.is_null(kind)
-    )
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+    strings = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
+    return pa.types.is_null(kind) or any(is_kind(kind) for is_kind in strings)
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
     """Files in the order given; a folder gives its *.csv and *.parquet files, sorted by name.
-
-    Each input becomes an output folder named after its stem, so two stems may not clash.
-    """
+    Each input becomes an output folder named after its stem, so two stems may not clash."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

@@ -1,27 +1,16 @@
 """Input (CSV): read a CSV in blocks of whole records, each parsed by Polars: memory stays flat at
 any size.
 
-Why not `pl.scan_csv(...).collect_batches()`: measured with Polars 2.1, its streaming engine reads
-about 300-400 MB ahead of a slow consumer (the model), so resident memory grows with the file up
-to that much; and with a column projection it silently drops extra fields of a ragged row.
-Here a block ends at the last newline outside quotes (an even number of quotes before it, as
-RFC 4180 doubles quotes inside fields), and Polars parses it with the header line in front, so
-every block is read exactly as the whole file would be.
+A block ends at the last newline outside quotes (an even number of quotes before it, as RFC 4180
+doubles quotes inside fields), and Polars parses it with the header line in front, so every block
+is read exactly as the whole file would be.
 
-Why not pyarrow's streaming reader (`pyarrow.csv.open_csv`, `newlines_in_values=True`, 4 MiB
-blocks, the id and text columns as strings): measured side by side, reader alone (every block's
-texts to a Python list), one fresh process each, real comments sampled from train.csv, pyarrow
-26.0.1, Polars 2.1.0, 2-core EPYC under a load of about 5, file in the page cache:
-
-| rows (CSV size)  | these blocks: peak RSS, rows/s | pyarrow: peak RSS, rows/s |
-|------------------|--------------------------------|---------------------------|
-| 100,000 (38 MB)  | 131 MiB, 350,000-476,000       | 157-160 MiB, 558,000-591,000 |
-| 2,000,000 (754 MB) | 149-152 MiB, 932,000-952,000 | 305-309 MiB, 1,331,000-1,355,000 |
-
-pyarrow is 1.4x faster, but its memory grows with the file (also with `use_threads=False`, and
-375 MiB with the system allocator), while these blocks stay flat. The reader is not what limits
-scoring (the model runs at hundreds to a few thousand rows/s), so this code stays; the bad-input
-messages were not ported to pyarrow's errors, since memory already rules it out.
+Why not `pl.scan_csv(...).collect_batches()` (Polars 2.1): its streaming engine reads 300-400 MB
+ahead of a slow consumer (the model), and with a column projection it silently drops extra fields
+of a ragged row. Why not pyarrow's streaming reader (`pyarrow.csv.open_csv`, 26.0.1): measured on
+real comments (2-core EPYC, file in the page cache) it reads 1.4x faster, but its peak RSS grows
+with the file (157-160 MiB at 100,000 rows, 305-309 MiB at 2,000,000) where these blocks stay at
+131-152 MiB; the model, at hundreds to a few thousand rows/s, is what limits scoring.
 """
 
 from __future__ import annotations
@@ -71,10 +60,8 @@ def iter_blocks(path: Path, header: bytes, encoding: str) -> Iterator[pl.DataFra
 
 
 def record_end(data: bytes, *, last: bool = False, after: int = 0) -> int | None:
-    """Index just past the first (or last) newline outside quotes, searching from `after`.
-
-    A newline is outside quotes when an even number of quotes comes before it.
-    """
+    """Index just past the first (or last) newline outside quotes (an even number of quotes
+    before it), searching from `after`."""
     if not last:
         before, start = data.count(b'"', 0, after), after
         while (nl := data.find(b"\n", start)) >= 0:

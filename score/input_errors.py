@@ -1,9 +1,5 @@
-"""Input (errors): say where a CSV that Polars refused goes wrong: the first bad UTF-8 byte or
-malformed record.
-
-Runs only after Polars has failed, so the normal path pays nothing for it. Polars' own messages
-name neither the line nor the fix.
-"""
+"""Input (errors): say where a CSV that Polars refused goes wrong (the first bad UTF-8 byte or
+malformed record), which Polars' own messages do not. Runs only after Polars has failed."""
 
 from __future__ import annotations
 
@@ -23,24 +19,22 @@ QUOTING_FIX = 'close the quote, or write a quote inside a quoted field twice (""
 
 def describe_csv_failure(path: Path, encoding: str, error: Exception) -> str:
     """One line for UserError: what is wrong, where, and what to do."""
-    if encoding == "utf8":
-        bad = find_invalid_utf8(path)
-        if bad is not None:
-            offset, line = bad
-            return (
-                f"{path} is not valid UTF-8 (first bad byte at offset {offset}, line {line}); "
-                "convert it (for example iconv -f cp1252 -t utf-8) or pass --encoding "
-                "utf8-lossy to read bad bytes as U+FFFD"
-            )
-    problem = find_malformed_record(path)
-    if problem is not None:
-        line, what = problem
-        return f"{path} is malformed CSV at line {line}: {what}"
-    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if encoding == "utf8" and (bad := find_invalid_utf8(path)) is not None:
+        return (
+            f"{path} is not valid UTF-8 (first bad byte at offset {bad[0]}, line {bad[1]}); "
+            "convert it (for example iconv -f cp1252 -t utf-8) or pass --encoding "
+            "utf8-lossy to read bad bytes as U+FFFD"
+        )
+    if (problem := find_malformed_record(path)) is not None:
+        return f"{path} is malformed CSV at line {problem[0]}: {problem[1]}"
     return (
-        f"{path} could not be parsed as CSV ({first}); check its quoting and that no row has "
-        "more fields than the header"
+        f"{path} could not be parsed as CSV ({first_line(error)}); check its quoting and that no "
+        "row has more fields than the header"
     )
+
+
+def first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def find_invalid_utf8(path: Path) -> tuple[int, int] | None:
@@ -83,9 +77,8 @@ def find_malformed_record(path: Path) -> tuple[int, str] | None:
             if not RECORD.fullmatch(record):
                 return start, f"a quote in the middle of a field; {QUOTING_FIX}"
             count = QUOTED_FIELD.sub("", record).count(",") + 1
-            if fields is None:
-                fields = count
-            elif count > fields:
+            fields = count if fields is None else fields  # the header's
+            if count > fields:
                 return start, (
                     f"{count} fields where the header has {fields}; quote fields that contain "
                     "commas"

@@ -1,8 +1,5 @@
-"""The model: read what scoring needs from the export folder: labels, max length, ONNX variants,
-thresholds.
-
-Everything comes from the folder that `python -m export` wrote; nothing is imported from it.
-"""
+"""The model: read what scoring needs (labels, max length, ONNX variants, thresholds) from the
+folder that `python -m export` wrote; nothing is imported from export."""
 
 from __future__ import annotations
 
@@ -33,10 +30,6 @@ class ModelFolder:
     skipped: dict[str, str]  # variants export left out, with its reason
     records: dict[str, dict] = field(default_factory=dict)  # export.json's entry per variant
 
-    @property
-    def tokenizer_file(self) -> Path:
-        return self.path / "tokenizer.json"
-
 
 def read_model_folder(path: Path) -> ModelFolder:
     """Check the folder cheaply (no model is loaded) and read its labels and lengths."""
@@ -50,12 +43,8 @@ def read_model_folder(path: Path) -> ModelFolder:
     id2label = config.get("id2label") or {}
     if not id2label:
         raise UserError(f"{path}/config.json has no id2label; {FIX_FOLDER}")
-    export = _read_json(path / "export.json") if (path / "export.json").is_file() else {}
-    tokenizer_config = (
-        _read_json(path / "tokenizer_config.json")
-        if (path / "tokenizer_config.json").is_file()
-        else {}
-    )
+    export = _read_json(path / "export.json", optional=True)
+    tokenizer_config = _read_json(path / "tokenizer_config.json", optional=True)
     max_length = export.get("max_length") or tokenizer_config.get("model_max_length")
     if not isinstance(max_length, int) or max_length > 100_000:  # transformers' "no limit" is 1e30
         raise UserError(
@@ -84,8 +73,7 @@ def _variant_files(path: Path, export: dict) -> dict[str, Path]:
         files[name] = path / (entry.get("file") or VARIANTS[name].file)
     # An OpenVINO IR (.xml) keeps its weights in the .bin beside it.
     weights = [f.with_suffix(".bin") for f in files.values() if f.suffix == ".xml"]
-    needed = [*files.values(), *weights]
-    missing = [f.name for f in needed if not f.is_file()]
+    missing = [f.name for f in [*files.values(), *weights] if not f.is_file()]
     if missing:
         raise UserError(
             f"{path}/export.json lists {', '.join(missing)}, which the folder lacks; {FIX_FOLDER}"
@@ -143,9 +131,8 @@ def resolve_max_len(folder: ModelFolder, max_len: int | None) -> int:
         )
     if max_len != folder.max_length:
         log.warning(
-            "--max-len %d differs from the training length %d: scores will shift",
-            max_len,
-            folder.max_length,
+            f"--max-len {max_len} differs from the training length {folder.max_length}: "
+            "scores will shift"
         )
     return max_len
 
@@ -168,5 +155,5 @@ def read_thresholds(folder: ModelFolder) -> np.ndarray:
     return np.array([saved[n]["threshold"] for n in folder.labels], dtype=np.float32)
 
 
-def _read_json(path: Path) -> dict:
-    return read_json(path, FIX_FOLDER)
+def _read_json(path: Path, optional: bool = False) -> dict:
+    return {} if optional and not path.is_file() else read_json(path, FIX_FOLDER)

@@ -1,15 +1,12 @@
-"""Output (file): one Parquet file, one row group per chunk, written under a temporary name and
-renamed on success.
-
-The write rule is `common.writes`: a failed or interrupted run removes its temporary file and
-never touches an existing output, which is replaced only with --force.
-"""
+"""Output (file): one Parquet file, one row group per chunk, by the write rule of
+`common.writes`: a failed or interrupted run removes its temporary file and never touches an
+existing output, which is replaced only with --force."""
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 import pyarrow as pa
@@ -34,18 +31,16 @@ def check_output_path(output: Path, input_path: Path, force: bool = False) -> No
 
 def output_schema(id_name: str, id_type: pa.DataType, labels: list[str], flags: bool) -> pa.Schema:
     """The id (or row) column, a float32 probability per label, then `<label>_flag` booleans."""
-    names = [id_name, *labels, *([f"{n}{FLAG_SUFFIX}" for n in labels] if flags else [])]
+    flag_names = [f"{n}{FLAG_SUFFIX}" for n in labels] if flags else []
+    names = [id_name, *labels, *flag_names]
     clash = sorted({n for n in names if names.count(n) > 1})
     if clash:
         raise UserError(
             f"output column {clash[0]!r} would appear twice (id column against label names); "
             "pass another --id-column or --no-id-column"
         )
-    fields = [pa.field(id_name, id_type)]
-    fields += [pa.field(n, pa.float32()) for n in labels]
-    if flags:
-        fields += [pa.field(f"{n}{FLAG_SUFFIX}", pa.bool_()) for n in labels]
-    return pa.schema(fields)
+    types = [id_type] + [pa.float32()] * len(labels) + [pa.bool_()] * len(flag_names)
+    return pa.schema(list(zip(names, types, strict=True)))
 
 
 def chunk_table(
@@ -57,30 +52,8 @@ def chunk_table(
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-class ParquetOutput:
-    """Context manager: `write()` row groups, renamed over `path` only if the block succeeds."""
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path = path
-        self.schema = schema
-        self.rows = 0
-
-    def __enter__(self) -> ParquetOutput:
-        with ExitStack() as stack:
-            tmp = stack.enter_context(atomic_file(self.path))
-            self.writer = pq.ParquetWriter(tmp, self.schema)
-            stack.callback(self.writer.close)  # closed before the file is synced and renamed
-            self._stack = stack.pop_all()
-        return self
-
-    def write(self, table: pa.Table) -> None:
-        self.writer.write_table(table, row_group_size=max(len(table), 1))  # one group per chunk
-        self.rows += len(table)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool:
-        return self._stack.__exit__(exc_type, exc, tb)
+@contextmanager
+def parquet_output(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A writer whose file is renamed over `path` only if the block succeeds."""
+    with atomic_file(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        yield writer  # closed before the file is synced and renamed

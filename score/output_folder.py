@@ -1,12 +1,10 @@
-"""Output (folder, Ray engine): Parquet parts, a subfolder per input, built beside the target and
-renamed at the end.
+"""Output (folder, Ray engine): Parquet parts, a subfolder per input, staged beside the target
+(`common.writes.staged_folder`) and renamed at the end.
 
 Parts are named by the input row they start at (`part-000000050000.parquet`), so sorting the names
 gives input order, and a retried task rewrites the same name instead of adding a copy. Before the
-rename every input's parts must tile its rows exactly (nothing lost, nothing doubled), and each
-part must be on the driver's disk with the rows its worker reported. The folder follows the write
-rule of every stage (`common.writes.staged_folder`): replaced only with --force, the old one kept
-until the new one is in place.
+rename every input's parts must tile its rows exactly, and each part must be on the driver's disk
+with the rows its worker reported.
 """
 
 from __future__ import annotations
@@ -19,17 +17,14 @@ import pyarrow.parquet as pq
 
 from common.errors import UserError
 from common.writes import atomic_file, check_writable
+from score.input_errors import first_line
 
 MANIFEST = "_manifest.json"
 
 
-def part_name(first_row: int) -> str:
-    return f"part-{first_row:012d}.parquet"
-
-
 def write_part(folder: Path, input_stem: str, first_row: int, table: pa.Table) -> str:
     """Write one part atomically; returns its path relative to `folder`."""
-    target = folder / input_stem / part_name(first_row)
+    target = folder / input_stem / f"part-{first_row:012d}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     # tidy=False: workers on other nodes share this folder, and a PID means nothing across
     # machines; finish() removes what failed attempts left.
@@ -57,10 +52,8 @@ def check_output_folder(out: Path, force: bool = False) -> None:
 
 def check_parts(parts: list[dict]) -> dict[str, dict]:
     """Per input: rows, blank texts and parts, after checking the parts tile 0..rows exactly.
-
     Each part is {"input", "first_row", "rows", "blank", "last", "path"}; `last` marks the part
-    holding the input's final row, which is how a missing tail would show.
-    """
+    holding the input's final row, which is how a missing tail would show."""
     by_input: dict[str, list[dict]] = {}
     for part in parts:
         by_input.setdefault(part["input"], []).append(part)
@@ -82,9 +75,11 @@ def check_parts(parts: list[dict]) -> dict[str, dict]:
     return summary
 
 
-def check_parts_on_disk(staging: Path, parts: list[dict]) -> None:
-    """Each part a worker reported is on this machine, reads as Parquet, and holds its rows:
-    a worker on another node without shared storage writes to its own disk."""
+def finish(staging: Path, parts: list[dict], manifest: dict) -> None:
+    """Check that each part a worker reported is on this machine, reads as Parquet and holds its
+    rows (a worker on another node without shared storage writes to its own disk); drop what
+    failed attempts left (stray parts, a killed worker's temporary file); write the manifest.
+    The caller puts the folder in place."""
     shared = (
         "the output folder must be on storage that every Ray node sees at the same path (NFS "
         "or a shared mount); pass such an output path"
@@ -96,20 +91,13 @@ def check_parts_on_disk(staging: Path, parts: list[dict]) -> None:
         try:
             rows = pq.ParquetFile(path).metadata.num_rows
         except (pa.ArrowException, OSError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(
-                f"{path}, written by a Ray worker, is not Parquet ({first}); {shared}"
+                f"{path}, written by a Ray worker, is not Parquet ({first_line(e)}); {shared}"
             ) from None
         if rows != part["rows"]:
             raise UserError(
                 f"{path} holds {rows} rows where its Ray worker wrote {part['rows']}; {shared}"
             )
-
-
-def finish(staging: Path, parts: list[dict], manifest: dict) -> None:
-    """Check the parts on this disk, drop what failed attempts left (stray parts, a killed
-    worker's temporary file), and write the manifest; the caller puts the folder in place."""
-    check_parts_on_disk(staging, parts)
     keep = {p for entry in manifest["inputs"].values() for p in entry["parts"]}
     for path in staging.rglob("*"):
         if path.is_file() and str(path.relative_to(staging)) not in keep:

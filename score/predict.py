@@ -43,10 +43,8 @@ def resolve_provider(requested: str) -> str:
 
 
 class Scorer:
-    """Scores texts with one ONNX variant of the exported model; reuse it, sessions are costly.
-
-    `batch_size=None` is 64 rows on the CPU and 256 on CUDA.
-    """
+    """Scores texts with one ONNX variant of the exported model (`batch_size=None`: 64 rows on the
+    CPU, 256 on CUDA); reuse it, sessions are costly."""
 
     def __init__(
         self,
@@ -67,21 +65,16 @@ class Scorer:
         self.batch_size = batch_size or (
             CUDA_BATCH_SIZE if self.provider == "cuda" else CPU_BATCH_SIZE
         )
-        self.tokenizer = TextTokenizer(folder.tokenizer_file, self.max_len)
+        self.tokenizer = TextTokenizer(folder.path / "tokenizer.json", self.max_len)
         self.session = open_variant(
             self.variant, folder.variants[self.variant], self.provider, threads, flags=flags
         )
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.precision = precision(self.variant, flags)  # what the summary reports
         log.info(
-            "model %s: %s (%s, %s) on %s, %d labels, max length %d",
-            folder.path,
-            self.variant,
-            folder.variants[self.variant].name,
-            self.precision,
-            self.session.get_providers()[0],
-            len(self.labels),
-            self.max_len,
+            f"model {folder.path}: {self.variant} ({folder.variants[self.variant].name}, "
+            f"{self.precision}) on {self.session.get_providers()[0]}, {len(self.labels)} labels, "
+            f"max length {self.max_len}"
         )
 
     def tokenize(self, texts: list[str], stop: threading.Event | None = None) -> Tokens | None:
@@ -92,27 +85,22 @@ class Scorer:
         return self.predict_tokens(self.tokenize(texts))
 
     def predict_tokens(self, tokens: Tokens, first_row: int = 0) -> np.ndarray:
-        """Sort by length, run batches padded to their longest text, put rows back in order.
-
-        A NaN or inf logit stops the run (UserError naming the variant and the input row,
-        `first_row` being the 0-based input row of `tokens[0]`): it is never written.
-        """
+        """Sort by length, run batches padded to their longest text, put rows back in order. A NaN
+        or inf logit stops the run, naming the input row (`first_row`: that of `tokens[0]`)."""
         probs = np.empty((len(tokens), len(self.labels)), dtype=np.float32)
         pad_to = CUDA_PAD_TO if self.provider == "cuda" else 1
         for rows, feed in batches(tokens, self.batch_size, pad_to):
             logits = self.run_batch(feed)
             finite = np.isfinite(logits).all(axis=1)  # one pass over the batch's logits
             if not finite.all():
-                raise UserError(self._non_finite_message(first_row + int(rows[~finite].min())))
+                raise UserError(
+                    f"the {self.variant} model gave a non-finite score (NaN or inf) for input row "
+                    f"{first_row + int(rows[~finite].min())} (0-based); nothing was written. "
+                    "Re-export the model with python -m export (it checks every variant) or pass "
+                    "another --variant"
+                )
             probs[rows] = sigmoid(logits)
         return probs
-
-    def _non_finite_message(self, row: int) -> str:
-        return (
-            f"the {self.variant} model gave a non-finite score (NaN or inf) for input row {row} "
-            "(0-based); nothing was written. Re-export the model with "
-            "python -m export (it checks every variant) or pass another --variant"
-        )
 
     def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """Logits for one batch; on CUDA through IO binding (inputs copied once, no output copy)."""

@@ -1,13 +1,10 @@
 """The Ray engine, `--engine ray`: score many files on a Ray cluster, or a local Ray instance, with
 the local code.
 
-Every input is checked here first with the single-machine checks, so bad input gets the same
-message before any worker starts. Ray Data then streams: CPU tasks read and tokenize chunks
-(score.ray_workers.read_inputs), a fixed pool of actors runs the model and writes Parquet parts
-(ChunkScorer), and the parts are checked to cover every input row, and to be on this machine's
-disk with their rows, before the folder is renamed into place. Ray retries the tasks of a worker
-that dies; a part rewritten by a retry keeps its name. The provider and variant are chosen here,
-once, from the model folder and the cluster's GPUs, and every worker is told to use them.
+Every input gets the single-machine checks here first, so bad input gets the same message before
+any worker starts. Ray Data then streams: CPU tasks read and tokenize chunks (ray_workers), a pool
+of actors runs the model and writes Parquet parts, and output_folder checks the parts before the
+folder is renamed into place. The provider and variant are chosen here, once, for every worker.
 """
 
 from __future__ import annotations
@@ -24,12 +21,12 @@ from common.errors import UserError
 from common.variants import precision
 from common.writes import staged_folder
 from score.input import expand_inputs, open_input
+from score.input_errors import first_line
 from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
 from score.output import output_schema
 from score.output_folder import check_output_folder, check_parts, finish
 from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
-
-log = logging.getLogger("score")
+from score.run import READING, Options
 
 # Reading and tokenizing take about 1% of a CPU worker's time. Their tasks ask for half a CPU:
 # a request unlike the actors' keeps Ray from fusing the two stages into one serial actor, and
@@ -43,44 +40,38 @@ def run_ray(
     *,
     inputs: list[Path],
     output: Path,
-    model_dir: Path,
-    text_column: str = "comment_text",
-    id_column: str | None = "id",
-    provider: str = "auto",
-    variant: str = "auto",
-    batch_size: int | None = None,
-    max_len: int | None = None,
-    chunk_rows: int = 50_000,
-    thresholds: bool = False,
-    encoding: str = "utf8",
-    threads: int | None = None,
     address: str | None = None,
     num_workers: int | None = None,
     gpus_per_worker: float | None = None,
-    quiet: bool = False,
-    force: bool = False,
+    **options,
 ) -> dict:
-    """Score every row of every input into OUTPUT/<input stem>/part-*.parquet; return a summary."""
+    """Score every row of every input into OUTPUT/<input stem>/part-*.parquet (`options`:
+    score.run.Options' fields); return a summary."""
+    o = Options(**options)
     ray = _import_ray()
-    options = {"text_column": text_column, "id_column": id_column, "encoding": encoding}
     files = [f.resolve() for f in expand_inputs(inputs)]
-    id_type = _same_id_type([open_input(f, **options) for f in files])
-    check_output_folder(output, force)
+    id_type = _same_id_type([open_input(f, **o.pick(*READING)) for f in files])
+    check_output_folder(output, o.force)
     _check_address(address)
-    folder = read_model_folder(model_dir)
-    id_name = id_column or "row"
-    max_len = _check_model(folder, provider, variant, thresholds, (id_name, id_type), max_len)
-    reader = {"options": options, "chunk_rows": chunk_rows, "max_len": max_len}
-    reader["tokenizer_file"] = str(folder.tokenizer_file.resolve())
-    actor = {"model_dir": str(model_dir.resolve()), "id_name": id_name}
-    actor |= {"thresholds": thresholds, "batch_size": batch_size, "max_len": max_len}
+    folder = read_model_folder(o.model_dir)  # then its checks, before Ray starts
+    if o.thresholds:
+        read_thresholds(folder)
+    if o.provider != "auto":
+        choose_variant(folder, o.variant, o.provider)  # --variant/--provider clashes
+    id_name = o.id_column or "row"
+    output_schema(id_name, id_type, folder.labels, o.thresholds)
+    max_len = resolve_max_len(folder, o.max_len)
+    reader = {"options": o.pick(*READING), "chunk_rows": o.chunk_rows, "max_len": max_len}
+    reader["tokenizer_file"] = str((folder.path / "tokenizer.json").resolve())
+    actor = {"model_dir": str(o.model_dir.resolve()), "id_name": id_name, "max_len": max_len}
+    actor |= o.pick("thresholds", "batch_size", "threads")
     started = time.perf_counter()
-    _start_ray(ray, address, quiet)
+    _start_ray(ray, address, o.quiet)
     ray_start_s = time.perf_counter() - started
     try:
-        plan = _plan(ray, folder, provider, variant, num_workers, gpus_per_worker)
-        actor |= {"provider": plan["provider"], "variant": plan["variant"], "threads": threads}
-        totals = _score_to_folder(ray, files, output, reader, actor, plan, folder.labels, model_dir)
+        plan = _plan(ray, folder, o.provider, o.variant, num_workers, gpus_per_worker)
+        actor |= {"provider": plan["provider"], "variant": plan["variant"]}
+        totals = _score_to_folder(ray, files, output, reader, actor, plan, folder.labels, o)
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - started
@@ -89,29 +80,52 @@ def run_ray(
         "seconds": round(seconds, 3),
         "rows_per_s": round(totals["rows"] / seconds, 1),
         "ray_start_s": round(ray_start_s, 3),
-        **plan,  # provider, variant, workers, gpus_per_worker
+        **plan,  # provider, variant, precision, workers, gpus_per_worker
         "empty_texts": totals["empty_texts"],
         "output": str(output),
         "inputs": len(files),
     }
 
 
-def _check_model(folder, provider: str, variant: str, thresholds: bool, ids, max_len) -> int:
-    """The model folder's checks, before Ray starts; returns the tokens per comment."""
-    if thresholds:
-        read_thresholds(folder)
-    if provider != "auto":
-        choose_variant(folder, variant, provider)  # --variant/--provider clashes
-    output_schema(*ids, folder.labels, thresholds)  # ids: the id column's name and type
-    return resolve_max_len(folder, max_len)
-
-
 def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker) -> dict:
-    """Workers, GPUs each, and one provider and variant for the whole run: a worker that cannot
-    honour them fails the run."""
-    gpus = _gpus_per_worker(ray, provider, gpus_per_worker)
-    workers = num_workers or _default_workers(ray, gpus)
-    _check_fits(ray, workers, gpus)
+    """GPUs each worker holds (0 on the CPU; 1 when the cluster has GPUs and CUDA may be used;
+    never more than exist), workers (--num-workers, else one per GPU or per 4 CPUs), and one
+    provider and variant for the whole run: a worker that cannot honour them fails the run. Ray
+    waits for ever for actors the cluster has no room for, and for readers once the actors hold
+    every CPU (measured: 2 workers on a 2-CPU cluster hang): refuse up front."""
+    have = ray.cluster_resources()
+    cluster_gpus, gpus = have.get("GPU", 0), gpus_per_worker
+    if provider == "cpu" and gpus:
+        raise UserError("--gpus-per-worker needs --provider auto or cuda, not cpu")
+    if gpus is None:
+        gpus = 1 if cluster_gpus and provider != "cpu" else 0
+    if provider == "cuda" and not gpus:
+        raise UserError(
+            f"--provider cuda but the Ray cluster has {cluster_gpus:g} GPUs for the workers; "
+            "start Ray on GPU nodes, pass --gpus-per-worker, or pass --provider cpu"
+        )
+    if gpus > cluster_gpus:
+        raise UserError(
+            f"--gpus-per-worker {gpus:g} but the Ray cluster has {cluster_gpus:g} GPUs; "
+            "pass a smaller --gpus-per-worker or --provider cpu"
+        )
+    if num_workers:
+        workers = num_workers
+    elif gpus:
+        workers = max(1, int(cluster_gpus // gpus))
+    else:
+        workers = max(1, int(have.get("CPU", 1) // CPU_THREADS_PER_WORKER))
+    cpus, need = have.get("CPU", 0), workers + READ_CPUS  # each worker holds 1 CPU
+    if need > cpus:
+        raise UserError(
+            f"--num-workers {workers} needs {need:g} CPUs ({workers} workers and a reader) and "
+            f"the Ray cluster has {cpus:g}; pass a smaller --num-workers or add nodes"
+        )
+    if gpus and workers * gpus > cluster_gpus:
+        raise UserError(
+            f"--num-workers {workers} with --gpus-per-worker {gpus:g} needs {workers * gpus:g} "
+            f"GPUs and the Ray cluster has {cluster_gpus:g}; pass fewer workers or GPUs each"
+        )
     provider = "cuda" if gpus else "cpu"
     variant = choose_variant(folder, variant, provider)
     return {
@@ -123,14 +137,40 @@ def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker
     }
 
 
-def _score_to_folder(ray, files, output, reader, actor, plan, labels, model_dir) -> dict:
-    """Run the pipeline into a staged output folder, check the parts, write the manifest and put
-    the folder in place; returns the rows and empty texts of all inputs."""
+def _score_to_folder(ray, files, output, reader, actor, plan, labels, o: Options) -> dict:
+    """Run the Ray Data pipeline into a staged output folder, check the parts, write the manifest
+    and put the folder in place; returns the rows and empty texts of all inputs. A worker's
+    UserError comes back as itself, not a traceback."""
+    dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
+    dataset = dataset.map_batches(
+        read_inputs, batch_size=1, batch_format="pyarrow", fn_kwargs=reader, num_cpus=READ_CPUS
+    )
     with staged_folder(output) as staging:
-        workers, gpus = plan["workers"], plan["gpus_per_worker"]
-        parts = _execute(ray, files, reader, actor | {"staging": str(staging)}, workers, gpus)
+        dataset = dataset.map_batches(
+            ChunkScorer,
+            batch_size=reader["chunk_rows"],
+            batch_format="pyarrow",
+            fn_constructor_kwargs=actor | {"staging": str(staging)},
+            compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
+            num_gpus=plan["gpus_per_worker"] or None,
+            num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
+        )
+        try:
+            parts = dataset.take_all()
+        except Exception as e:
+            if (found := _user_error(e)) is None:
+                raise
+            raise found from None
         summary = check_parts(parts)
-        manifest = _manifest(files, summary, labels, model_dir, plan)
+        by_stem = {f.stem: str(f) for f in files}
+        manifest = {
+            "inputs": {by_stem[stem]: entry for stem, entry in summary.items()},
+            "rows": sum(entry["rows"] for entry in summary.values()),
+            "labels": labels,
+            "model": str(o.model_dir),
+            **{k: plan[k] for k in ("provider", "variant", "precision")},
+            "order": "part names sort in input order; rows in a part keep input order",
+        }
         finish(staging, parts, manifest)
     return {k: sum(entry[k] for entry in summary.values()) for k in ("rows", "empty_texts")}
 
@@ -145,9 +185,7 @@ def _import_ray():
 
 
 def _same_id_type(sources: list) -> pa.DataType:
-    """The one type of the inputs' id columns."""
-    kinds = {str(s.id_type) for s in sources}
-    if len(kinds) > 1:
+    if len({str(s.id_type) for s in sources}) > 1:
         found = ", ".join(f"{s.path.name}: {s.id_type}" for s in sources)
         raise UserError(
             f"the inputs' id columns have different types ({found}); score them in separate runs "
@@ -166,8 +204,7 @@ def _check_address(address: str | None) -> None:
             f"--address {address} is not auto, HOST:PORT or ray://HOST:PORT; pass one of those"
         )
     try:
-        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S):
-            pass
+        socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S).close()
     except OSError as e:
         why = e.strerror or str(e) or type(e).__name__
         raise UserError(
@@ -187,9 +224,8 @@ def _start_ray(ray, address: str | None, quiet: bool) -> None:
             configure_logging=True,
         )
     except ConnectionError as e:  # --address auto with no cluster on this node
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
-            f"cannot join the Ray cluster at --address {address} ({first}); start Ray with "
+            f"cannot join the Ray cluster at --address {address} ({first_line(e)}); start Ray with "
             "ray start --head, or leave out --address to start a local instance"
         ) from None
     for name in ("ray", "ray.data"):
@@ -208,80 +244,6 @@ def _no_errors(record: logging.LogRecord) -> bool:
     return record.levelno < logging.ERROR
 
 
-def _gpus_per_worker(ray, provider: str, requested: float | None) -> float:
-    """0 on the CPU; 1 when the cluster has GPUs and CUDA may be used; never more than exist."""
-    cluster_gpus = ray.cluster_resources().get("GPU", 0)
-    if provider == "cpu":
-        if requested:
-            raise UserError("--gpus-per-worker needs --provider auto or cuda, not cpu")
-        return 0
-    if requested is None:
-        requested = 1 if cluster_gpus else 0
-    if provider == "cuda" and not requested:
-        raise UserError(
-            f"--provider cuda but the Ray cluster has {cluster_gpus:g} GPUs for the workers; "
-            "start Ray on GPU nodes, pass --gpus-per-worker, or pass --provider cpu"
-        )
-    if requested > cluster_gpus:
-        raise UserError(
-            f"--gpus-per-worker {requested:g} but the Ray cluster has {cluster_gpus:g} GPUs; "
-            "pass a smaller --gpus-per-worker or --provider cpu"
-        )
-    return requested
-
-
-def _check_fits(ray, workers: int, gpus: float) -> None:
-    """Ray waits for ever for actors the cluster has no room for, and for readers once the
-    actors hold every CPU (measured: 2 workers on a 2-CPU cluster hang): refuse up front."""
-    have = ray.cluster_resources()
-    cpus, need = have.get("CPU", 0), workers + READ_CPUS  # each worker holds 1 CPU
-    if need > cpus:
-        raise UserError(
-            f"--num-workers {workers} needs {need:g} CPUs ({workers} workers and a reader) and "
-            f"the Ray cluster has {cpus:g}; pass a smaller --num-workers or add nodes"
-        )
-    if gpus and workers * gpus > have.get("GPU", 0):
-        raise UserError(
-            f"--num-workers {workers} with --gpus-per-worker {gpus:g} needs {workers * gpus:g} "
-            f"GPUs and the Ray cluster has {have.get('GPU', 0):g}; pass fewer workers or GPUs each"
-        )
-
-
-def _default_workers(ray, gpus: float) -> int:
-    resources = ray.cluster_resources()
-    if gpus:
-        return max(1, int(resources.get("GPU", 0) // gpus))
-    return max(1, int(resources.get("CPU", 1) // CPU_THREADS_PER_WORKER))
-
-
-def _execute(ray, files, reader: dict, actor: dict, workers: int, gpus: float) -> list[dict]:
-    """Run the Ray Data pipeline; a worker's UserError comes back as itself, not a traceback."""
-    dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
-    dataset = dataset.map_batches(
-        read_inputs,
-        batch_size=1,
-        batch_format="pyarrow",
-        fn_kwargs=reader,
-        num_cpus=READ_CPUS,
-    )
-    dataset = dataset.map_batches(
-        ChunkScorer,
-        batch_size=reader["chunk_rows"],
-        batch_format="pyarrow",
-        fn_constructor_kwargs=actor,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        num_gpus=gpus or None,
-        num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
-    )
-    try:
-        return dataset.take_all()
-    except Exception as e:
-        found = _user_error(e)
-        if found is not None:
-            raise found from None
-        raise
-
-
 def _user_error(error: BaseException | None) -> UserError | None:
     """The UserError a worker raised, however deep Ray wrapped it (the innermost one is the
     worker's own, with just the message)."""
@@ -294,17 +256,3 @@ def _user_error(error: BaseException | None) -> UserError | None:
     if found is None or not found.args:
         return None
     return UserError(str(found.args[0]).splitlines()[0])  # Ray appends its retry notes
-
-
-def _manifest(files, summary, labels, model_dir, plan: dict) -> dict:
-    by_stem = {f.stem: str(f) for f in files}
-    return {
-        "inputs": {by_stem[stem]: entry for stem, entry in summary.items()},
-        "rows": sum(entry["rows"] for entry in summary.values()),
-        "labels": labels,
-        "model": str(model_dir),
-        "provider": plan["provider"],
-        "variant": plan["variant"],
-        "precision": plan["precision"],
-        "order": "part names sort in input order; rows in a part keep input order",
-    }

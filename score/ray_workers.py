@@ -1,5 +1,4 @@
 """What the Ray engine's workers run: the local input, tokenizer and Scorer, for `map_batches`.
-
 Plain Python with no Ray import, so these are the code paths the local scorer's tests cover.
 Stage 1 (CPU tasks) reads an input in chunks and tokenizes them; stage 2 (one actor per worker,
 one GPU each on a GPU cluster) runs the model and writes each chunk as a Parquet part. Internal
@@ -78,7 +77,6 @@ def tokens_from_arrow(column: pa.ChunkedArray | pa.Array) -> Tokens:
 
 class ChunkScorer:
     """One per worker: loads the model once, scores batches, writes each input's rows as a part.
-
     The driver passes the provider and variant it chose for the whole run; `Scorer` honours
     them or raises the single-machine UserError (no silent fallback to another precision)."""
 
@@ -87,7 +85,6 @@ class ChunkScorer:
         folder = read_model_folder(Path(model_dir))
         self.cut = read_thresholds(folder) if thresholds else None
         self.id_name = id_name
-        self.labels = folder.labels
         threads = scorer.pop("threads") or min(CPU_THREADS_PER_WORKER, os.cpu_count() or 1)
         self.scorer = Scorer(Path(model_dir), threads=threads, **scorer)
 
@@ -102,13 +99,12 @@ class ChunkScorer:
             rows = rows[np.argsort(row_numbers, kind="stable")]
             # A batch may join blocks that are not neighbours in the input: one part per run.
             breaks = np.flatnonzero(np.diff(np.sort(row_numbers)) != 1) + 1
-            for run in np.split(rows, breaks):
-                parts.append(self._write(stem, batch.take(run), probs[run]))
+            parts += [self._write(stem, batch.take(r), probs[r]) for r in np.split(rows, breaks)]
         return pa.Table.from_pylist(parts)
 
     def _write(self, stem: str, rows: pa.Table, probs: np.ndarray) -> dict:
         ids = rows.column("_id").combine_chunks()
-        schema = output_schema(self.id_name, ids.type, self.labels, self.cut is not None)
+        schema = output_schema(self.id_name, ids.type, self.scorer.labels, self.cut is not None)
         first = int(rows.column("_row")[0].as_py())
         path = write_part(self.staging, stem, first, chunk_table(schema, ids, probs, self.cut))
         return {

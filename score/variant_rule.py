@@ -22,7 +22,7 @@ def auto_variant(
         flag = auto_flag(VARIANTS[name], flags) if provider == "cpu" else ""
         if flag is None:
             continue
-        check = PROBLEMS.get(name, _no_problem)
+        check = PROBLEMS.get(name, lambda record, flags: None)
         problem = "not exported" if name not in present else check(records.get(name), flags)
         if flag:  # a variant this CPU runs faster than fp32
             why = f"this CPU has {flag}: {FLAG_REASONS[flag]}"
@@ -31,21 +31,17 @@ def auto_variant(
                 return name, "; ".join([*passed_over, picked])
             passed_over.append(f"{why}, but {name} is not usable: {problem}")
         elif problem is None:
-            head = "; ".join(passed_over) or _plain(provider)
+            head = "; ".join(passed_over) or PLAIN[provider]
             return name, head + "".join(f"; {m} not exported" for m in missing)
         else:
             missing.append(name)
     raise UserError("the export folder has no model.onnx; re-export it with python -m export")
 
 
-def _plain(provider: str) -> str:
-    if provider == "cuda":
-        return "on CUDA"
-    return "this CPU has no bf16 hardware, VNNI or AMX, so neither bf16 nor int8 gains much"
-
-
-def _no_problem(record: dict | None, flags: frozenset[str]) -> None:
-    return None
+PLAIN = {  # why the plain variant runs when nothing was passed over
+    "cuda": "on CUDA",
+    "cpu": "this CPU has no bf16 hardware, VNNI or AMX, so neither bf16 nor int8 gains much",
+}
 
 
 def fidelity_problem(variant: str, record: dict | None) -> str | None:
@@ -63,19 +59,12 @@ def fidelity_problem(variant: str, record: dict | None) -> str | None:
     return None
 
 
-def bf16_problem(record: dict | None) -> str | None:
-    """bf16 rounds every product's inputs to 8 significant bits, the same for every text, so
-    unlike int8 (whose per-batch scales follow outliers) the texts export checked suffice."""
-    return fidelity_problem("bf16", record)
-
-
 def int8_problem(record: dict | None, variant: str = "int8") -> str | None:
     """None when export.json says int8 passed its fidelity limits on enough real rows, else
     what is wrong. On the 8 parity texts alone int8 can pass and still stray on real comments
     (max gap 0.116 on 2,000 real ones for a model that passed them), so auto asks for as many
     --eval-data rows as export needed to bind its flag limit (`rows_to_bind`)."""
-    problem = fidelity_problem(variant, record)
-    if problem is not None:
+    if (problem := fidelity_problem(variant, record)) is not None:
         return problem
     fidelity = record["fidelity"]
     rows, needed = fidelity.get("sample_rows", 0), fidelity.get("rows_to_bind")
@@ -89,11 +78,6 @@ def int8_problem(record: dict | None, variant: str = "int8") -> str | None:
     return None
 
 
-def int8_static_problem(record: dict | None, flags: frozenset[str]) -> str | None:
-    """int8_problem's checks, then the kind of CPU (`cpu_kind_problem`)."""
-    return int8_problem(record, "int8-static") or cpu_kind_problem(record, flags)
-
-
 def cpu_kind_problem(record: dict | None, flags: frozenset[str]) -> str | None:
     """A file checked where int8 dot products do not saturate (VNNI, AMX) strays further on a CPU
     without them, so it is held to that kind; None when this CPU is of the kind checked."""
@@ -105,8 +89,12 @@ def cpu_kind_problem(record: dict | None, flags: frozenset[str]) -> str | None:
     return None
 
 
+# bf16 rounds every product's inputs to 8 significant bits, the same for every text, so unlike
+# int8 (whose per-batch scales follow outliers) the texts export checked suffice.
 PROBLEMS = {
-    "bf16": lambda record, flags: bf16_problem(record),
+    "bf16": lambda record, flags: fidelity_problem("bf16", record),
     "int8": lambda record, flags: int8_problem(record),
-    "int8-static": int8_static_problem,
+    "int8-static": lambda record, flags: (
+        int8_problem(record, "int8-static") or cpu_kind_problem(record, flags)
+    ),
 }
