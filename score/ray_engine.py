@@ -22,7 +22,13 @@ from common.variants import precision
 from common.writes import staged_folder
 from score.input import expand_inputs, open_input
 from score.input_errors import first_line
-from score.model_folder import choose_variant, read_model_folder, read_thresholds, resolve_max_len
+from score.model_folder import (
+    choose_variant,
+    read_model_folder,
+    read_thresholds,
+    resolve_max_len,
+    variant_choice,
+)
 from score.output import output_schema
 from score.output_folder import check_output_folder, check_parts, finish
 from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
@@ -127,10 +133,11 @@ def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker
             f"GPUs and the Ray cluster has {cluster_gpus:g}; pass fewer workers or GPUs each"
         )
     provider = "cuda" if gpus else "cpu"
-    variant = choose_variant(folder, variant, provider)
+    variant, reason = variant_choice(folder, variant, provider)  # once, for every worker
     return {
         "provider": provider,
         "variant": variant,
+        "variant_reason": reason,
         "precision": precision(variant, cpu_flags()),  # as on this (the driver's) CPU
         "workers": workers,
         "gpus_per_worker": gpus,

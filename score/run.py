@@ -112,7 +112,7 @@ def _score_file(source, scorer, output_path, schema, cut, o: Options) -> dict:
 
 def summary_line(summary: dict) -> str:
     count = summary.get("workers")
-    why = summary.get("variant_reason")  # the Ray engine's workers each choose on their node
+    why = summary.get("variant_reason")
     workers = f" ({count} Ray worker{'s' if count != 1 else ''})" if count else ""
     return (
         f"scored {summary['rows']} rows in {summary['seconds']:.1f} s "
