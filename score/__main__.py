@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code, summary = run_stage("score", lambda: _score(args))
     except KeyboardInterrupt:
-        print(f"score: interrupted; {args.output} was not written", file=sys.stderr)
+        kept = "; the chunks already scored are kept: run the same command again to resume"
+        kept = kept if args.engine == "local" else ""
+        print(f"score: interrupted; {args.output} was not written{kept}", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -1,19 +1,16 @@
-"""Output (file): one Parquet file, one row group per chunk, by the write rule of
-`common.writes`: a failed or interrupted run removes its temporary file and never touches an
-existing output, which is replaced only with --force."""
+"""Output (file): the checks on the output path, its columns, and one chunk's table; the file
+itself is assembled from the finished chunks by score/progress.py, by the write rule of
+`common.writes` (an existing output is replaced only with --force, and only once complete)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from common.errors import UserError
-from common.writes import atomic_file, check_target
+from common.writes import check_target
 
 FLAG_SUFFIX = "_flag"
 
@@ -50,10 +47,3 @@ def chunk_table(
     if thresholds is not None:
         columns += [probs[:, i] >= t for i, t in enumerate(thresholds)]
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-@contextmanager
-def parquet_output(path: Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
-    """A writer whose file is renamed over `path` only if the block succeeds."""
-    with atomic_file(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
-        yield writer  # closed before the file is synced and renamed

@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common.errors import UserError
 from score.input import Chunk, iter_chunks, open_input
 from score.model_folder import read_model_folder, read_thresholds
-from score.output import check_output_path, chunk_table, output_schema, parquet_output
+from score.output import check_output_path, chunk_table, output_schema
 from score.predict import Scorer, Tokens
+from score.progress import Progress, Resumed, input_facts, model_facts, tool_version
 from score.run_pipeline import Pipeline
 
 log = logging.getLogger("score")
@@ -63,11 +65,28 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
         f"scoring {input_path} -> {output_path}: chunks of {o.chunk_rows} rows, batches of "
         f"{scorer.batch_size}, provider {scorer.provider}, variant {scorer.variant}"
     )
+    identity = {
+        "input": input_facts(input_path),
+        "model": model_facts(o.model_dir),
+        **{k: getattr(scorer, k) for k in ("variant", "labels", "max_len")},
+        "thresholds": None if cut is None else [float(t) for t in cut],
+        **o.pick("text_column", "id_column", "encoding", "chunk_rows"),
+    }
+    progress = Progress(output_path, identity, o.force)
     started = time.perf_counter()
-    counts = _score_file(source, scorer, output_path, schema, cut, o)
+    try:
+        counts = _score_file(source, scorer, progress, schema, cut, o)
+        _check_unchanged(input_path, identity["input"])
+        made_by = {**identity, "precision": scorer.precision, "version": tool_version()}
+        made_by["input"] = {**identity["input"], "rows": counts["rows"]}
+        progress.assemble(output_path, schema, made_by)
+    except UserError:  # bad input, a full disk ...: nothing half-written is left behind
+        progress.discard()
+        raise
     seconds = time.perf_counter() - started
     return {
         "rows": counts["rows"],
+        "resumed_rows": counts["resumed"],
         "seconds": round(seconds, 3),
         "rows_per_s": round(counts["rows"] / seconds, 1),
         "provider": scorer.provider,
@@ -82,29 +101,49 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
     }
 
 
-def _score_file(source, scorer, output_path, schema, cut, o: Options) -> dict:
-    counts = {"rows": 0, "empty": 0}
+def _check_unchanged(path: Path, facts: dict) -> None:
+    """The input read is the input named: a file replaced or rewritten meanwhile is refused."""
+    try:
+        now = input_facts(path)
+    except OSError:
+        now = None
+    if now != facts:
+        raise UserError(
+            f"{path} changed or disappeared while it was being scored; nothing was written. "
+            "Score it again once nothing writes to it"
+        )
+
+
+def _score_file(source, scorer, progress: Progress, schema, cut, o: Options) -> dict:
+    counts = {"rows": 0, "empty": 0, "resumed": 0}
     quiet = True if o.quiet else None  # None: a bar only on a terminal
     bar = tqdm(total=source.rows, unit="rows", unit_scale=True, file=sys.stderr, disable=quiet)
 
-    def tokenize(chunk: Chunk) -> tuple[Chunk, Tokens | None]:
+    def tokenize(chunk: Chunk) -> tuple[Chunk, Tokens | Resumed | None]:
+        if (done := progress.resumed(chunk.start)) is not None:
+            return replace(chunk, texts=[]), done  # an earlier run scored it
         tokens = scorer.tokenize(chunk.texts, stop=pipeline.stop)  # None once stopped
         return replace(chunk, texts=[]), tokens  # the texts are done with
 
-    def predict(item: tuple[Chunk, Tokens]) -> tuple[Chunk, np.ndarray]:
+    def predict(item: tuple[Chunk, Tokens | Resumed]) -> tuple[Chunk, np.ndarray | Resumed]:
         chunk, tokens = item
+        if isinstance(tokens, Resumed):
+            return item
         return chunk, scorer.predict_tokens(tokens, first_row=chunk.start)
 
-    with bar, parquet_output(output_path, schema) as out:
+    def write(item: tuple[Chunk, np.ndarray | Resumed]) -> None:
+        chunk, probs = item
+        if isinstance(probs, Resumed):
+            empty, counts["resumed"] = probs.empty, counts["resumed"] + probs.rows
+            bar.set_postfix(resumed=counts["resumed"])
+        else:
+            empty = int(chunk.blank.sum())
+            progress.save(chunk.start, chunk_table(schema, chunk.ids, probs, cut), empty)
+        counts["rows"] += len(chunk.ids)
+        counts["empty"] += empty
+        bar.update(len(chunk.ids))
 
-        def write(item: tuple[Chunk, np.ndarray]) -> None:
-            chunk, probs = item
-            table = chunk_table(schema, chunk.ids, probs, cut)
-            out.write_table(table, row_group_size=max(len(table), 1))  # one group per chunk
-            counts["rows"] += len(chunk.ids)
-            counts["empty"] += int(chunk.blank.sum())
-            bar.update(len(chunk.ids))
-
+    with bar:
         pipeline = Pipeline(iter_chunks(source, o.chunk_rows), tokenize, predict, write)
         pipeline.run()
     return counts
@@ -114,9 +153,12 @@ def summary_line(summary: dict) -> str:
     count = summary.get("workers")
     why = summary.get("variant_reason")
     workers = f" ({count} Ray worker{'s' if count != 1 else ''})" if count else ""
+    resumed = summary.get("resumed_rows")
     return (
         f"scored {summary['rows']} rows in {summary['seconds']:.1f} s "
         f"({summary['rows_per_s']:.0f} rows/s) on {summary['provider']}{workers} with the "
         f"{summary['variant']} model ({summary['precision']}){f' ({why})' if why else ''}; "
-        f"{summary['empty_texts']} rows with empty text; wrote {summary['output']}"
+        f"{summary['empty_texts']} rows with empty text; "
+        f"{f'resumed {resumed} rows scored by an earlier run; ' if resumed else ''}"
+        f"wrote {summary['output']}"
     )

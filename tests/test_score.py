@@ -8,10 +8,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -369,48 +367,6 @@ def _write_comments(path: Path, rows: int, notes: int = 0) -> Path:
     frame = pl.DataFrame({"id": [f"id{i}" for i in range(rows)], "comment_text": texts})
     frame.with_columns(notes=pl.lit("n" * notes)).write_csv(path)
     return path
-
-
-@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM", "SIGKILL"])
-def test_interrupted_run_leaves_no_output(tmp_path: Path, onnx_dir: Path, name: str):
-    sig = getattr(signal, name)
-    source = _write_comments(tmp_path / "big.csv", 200_000)
-    out = tmp_path / "scores.parquet"
-    out.write_bytes(b"the previous results")
-    argv = [str(source), str(out), "--model", str(onnx_dir), "--chunk-rows", "1000", "--quiet"]
-    argv.append("--force")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "score", *argv], cwd=REPO, stderr=subprocess.PIPE
-    )
-    deadline = time.monotonic() + 60
-    while not any(p.stat().st_size > 0 for p in tmp_path.glob(".scores.parquet.tmp-*")):
-        assert proc.poll() is None and time.monotonic() < deadline, "scoring never started"
-        time.sleep(0.05)
-    time.sleep(0.5)  # several row groups are in the temporary file by now
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=30)
-    assert out.read_bytes() == b"the previous results"
-    if sig == signal.SIGKILL:  # nothing runs after SIGKILL: its temporary file stays
-        (stray,) = tmp_path.glob(".scores.parquet.tmp-*")
-        assert stray.name.endswith(f"-{proc.pid}")
-        _rerun_removes_the_stray(tmp_path, onnx_dir, out, stray)
-        return
-    assert proc.returncode == 130
-    assert err.decode().strip().splitlines()[-1].startswith("score: interrupted")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "scores.parquet"]
-
-
-def _rerun_removes_the_stray(tmp_path: Path, onnx_dir: Path, out: Path, stray: Path) -> None:
-    """The next run into the same output removes the dead run's file, says so, and succeeds."""
-    small = write_csv(tmp_path / "small.csv", COMMENTS_HEADER, comment_rows())
-    argv = [str(small), str(out), "--model", str(onnx_dir), "--quiet", "--force"]
-    done = subprocess.run(
-        [sys.executable, "-m", "score", *argv], cwd=REPO, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"removed {stray}, left by a run that died (pid" in done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.csv", "scores.parquet", "small.csv"]
-    assert pq.ParquetFile(out).metadata.num_rows == len(comment_rows())
 
 
 DISK_FULL = (
