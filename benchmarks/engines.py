@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.targets import engine_name, runtime
+from benchmarks.targets import engine_name
 from benchmarks.torch_engines import TorchEngine, torch_precisions
 from common.batching import TextTokenizer
 from common.errors import UserError
@@ -45,7 +45,7 @@ class ScorerEngine:
             variant,
             VARIANTS[variant].arith,
         )
-        self.group = runtime(variant)
+        self.group = VARIANTS[variant].runtime
         self.batching = "the scorer's length bucketing"
         self.provider = self.scorer.provider
         self.info = {

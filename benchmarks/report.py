@@ -12,6 +12,8 @@ from benchmarks import machine, targets
 from common.writes import atomic_file, write_text
 
 CHART = "throughput.png"
+COLORS = {"pytorch": "#8c8c8c", "onnxruntime": "#1f77b4", "openvino": "#9467bd"}  # bars by group
+COLORS["end-to-end"] = "#2ca02c"
 
 
 def write(folder: Path, record: dict) -> None:
@@ -63,13 +65,11 @@ def markdown(record: dict) -> str:
         *_throughput(record),
         *_quality(record),
         *_targets(record),
-        *_notes([*targets.notes(record), *record.get("notes", [])]),
     ]
+    notes = [*targets.notes(record), *record.get("notes", [])]
+    if notes:
+        lines += ["## Notes", "", *(f"- {line}" for line in notes), ""]
     return "\n".join(lines)
-
-
-def _notes(lines: list[str]) -> list[str]:
-    return ["## Notes", "", *(f"- {line}" for line in lines), ""] if lines else []
 
 
 def command_line(s: dict) -> str:
@@ -208,9 +208,7 @@ def _quality(record: dict) -> list[str]:
         f"{block['rows']:,} labelled rows of {block['source']} "
         f"(positives: {', '.join(f'{k} {v}' for k, v in block['positives'].items())}).",
         "",
-        "| engine | macro ROC-AUC | change vs PyTorch | max abs diff | "
-        + " | ".join(labels)
-        + " |",
+        f"| engine | macro ROC-AUC | change vs PyTorch | max abs diff | {' | '.join(labels)} |",
         "|---|---:|---:|---:|" + "---:|" * len(labels),
     ]
     for name, r in block["engines"].items():
@@ -237,11 +235,8 @@ def _targets(record: dict) -> list[str]:
 
 
 def _num(value, fmt: str) -> str:
-    return (
-        "n/a"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else format(value, fmt)
-    )
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "n/a" if missing else format(value, fmt)
 
 
 def chart(record: dict, path: Path) -> None:
@@ -256,14 +251,8 @@ def chart(record: dict, path: Path) -> None:
     medians = [speed[n]["rows_per_s"] for n in names]
     low = [max(0, speed[n]["rows_per_s"] - speed[n]["rows_per_s_min"]) for n in names]
     high = [max(0, speed[n]["rows_per_s_max"] - speed[n]["rows_per_s"]) for n in names]
-    colors = {
-        "pytorch": "#8c8c8c",
-        "onnxruntime": "#1f77b4",
-        "openvino": "#9467bd",
-        "end-to-end": "#2ca02c",
-    }
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
-    ax.barh(names, medians, xerr=[low, high], color=[colors[speed[n]["group"]] for n in names])
+    ax.barh(names, medians, xerr=[low, high], color=[COLORS[speed[n]["group"]] for n in names])
     best = targets.best_pytorch(speed)
     for y, name in enumerate(names):
         label = (
@@ -272,18 +261,15 @@ def chart(record: dict, path: Path) -> None:
             else f"{medians[y]:,.0f} ({_per(speed[name], speed, best)}x best PyTorch)"
         )
         ax.text(speed[name]["rows_per_s_max"], y, f"  {label}", va="center", fontsize=8)
-    env = record["env"]
+    env, s = record["env"], record["settings"]
     threads = f"{env['threads']} thread{'s' * (env['threads'] > 1)}"
     isa = machine.isa_tag(frozenset(env["cpu_flags"]))
     where = env.get("gpu") or (f"{env['cpu']} ({isa})" if isa else env["cpu"])
     title = f"rows/s per engine, {where}, {threads}"
-    busy = max(env["busy_before"]["cores_busy"], env["busy_after"]["cores_busy"])
-    if env["device"] == "cpu" and busy >= 0.3:
+    if busy := targets.competing_load(env):
         title += f"\nwhile other work kept ~{busy:.1f} of {env['cores']} cores busy"
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel(
-        f"rows/s (median of {record['settings']['repeats']}; {record['settings']['rows']:,} rows)"
-    )
+    ax.set_xlabel(f"rows/s (median of {s['repeats']}; {s['rows']:,} rows)")
     ax.set_xlim(0, max(speed[n]["rows_per_s_max"] for n in names) * 1.45)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")  # the temporary name has no .png

@@ -12,14 +12,9 @@ AUC_TOLERANCE = 0.002  # the bound on the macro ROC-AUC change of any default va
 UNIT = {"int8": "GOP/s"}  # integer operations; every other arithmetic counts GFLOP/s
 
 
-def runtime(variant: str) -> str:
-    """What runs an exported variant in the scorer (common/variants.py)."""
-    return VARIANTS[variant].runtime
-
-
 def engine_name(variant: str) -> str:
     """The throughput table's name of a variant run through the scorer, e.g. `openvino-bf16`."""
-    return f"{runtime(variant)}-{variant}"
+    return f"{VARIANTS[variant].runtime}-{variant}"
 
 
 def ranked(speed: dict) -> dict:
@@ -37,21 +32,20 @@ def check(record: dict) -> list[dict]:
     speed = record.get("throughput", {}).get("engines", {})
     if not speed:
         return []
+    best = best_pytorch(speed)
     if record["settings"]["device"] == "cpu":
         rows = [
-            _ratio(speed, E2E, best_pytorch(speed), 1.5, "scorer end to end vs the best PyTorch"),
+            _ratio(speed, E2E, best, 1.5, "scorer end to end vs the best PyTorch"),
             _ratio(speed, E2E, SEED, 5.0, "scorer end to end vs the seed's loop"),
             _auc(record),
         ]
     else:
         rows = [
             _ratio(speed, E2E, SEED, 10.0, "scorer end to end vs the seed's loop"),
-            _ratio(
-                speed, "onnxruntime-fp16", best_pytorch(speed), 1.3, "ORT fp16 vs the best PyTorch"
-            ),
+            _ratio(speed, "onnxruntime-fp16", best, 1.3, "ORT fp16 vs the best PyTorch"),
             _absolute(speed, E2E, 20_000, "scorer end to end, rows/s (bert-base-sized model)"),
         ]
-        if not _is_bert_base(record["model"]):
+        if (record["model"].get("hidden_size"), record["model"].get("layers")) != (768, 12):
             for row in rows:
                 row["caveat"] = "the GPU targets are set for a bert-base-sized model"
     for row in rows:
@@ -92,12 +86,8 @@ def _auc(record: dict) -> dict:
     change = record.get("quality", {}).get("engines", {}).get(name, {}).get("roc_auc_change")
     if change is None:
         return {**row, "measured": "not measured", "value": None, "met": None}
-    return {
-        **row,
-        "measured": f"{change:+.4f}",
-        "value": change,
-        "met": abs(change) <= AUC_TOLERANCE,
-    }
+    met = abs(change) <= AUC_TOLERANCE
+    return {**row, "measured": f"{change:+.4f}", "value": change, "met": met}
 
 
 def why_missed(record: dict, row: dict) -> str:
@@ -155,10 +145,6 @@ def _model_engine(speed: dict, name: str) -> str:
     return same if name.startswith(E2E) and same in speed else name
 
 
-def _is_bert_base(model: dict) -> bool:
-    return model.get("hidden_size") == 768 and model.get("layers") == 12
-
-
 def notes(record: dict) -> list[str]:
     """Facts a reader needs next to the tables: competing load, failed engines."""
     lines = [
@@ -167,10 +153,15 @@ def notes(record: dict) -> list[str]:
         if r.get("failed")
     ]
     env = record.get("env", {})
-    busy = max(env.get(k, {}).get("cores_busy", 0) for k in ("busy_before", "busy_after"))
-    if env.get("device") == "cpu" and busy >= 0.3:
+    if busy := competing_load(env):
         lines.append(
             f"Other work kept about {busy:.1f} of {env.get('cores')} cores busy: CPU figures are "
             "lower than an idle machine gives, and the ratios noisier."
         )
     return lines
+
+
+def competing_load(env: dict) -> float | None:
+    """The cores other work kept busy during a CPU run, when enough to skew its figures."""
+    busy = max(env.get(k, {}).get("cores_busy", 0) for k in ("busy_before", "busy_after"))
+    return busy if env.get("device") == "cpu" and busy >= 0.3 else None
