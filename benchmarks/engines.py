@@ -16,6 +16,7 @@ import polars as pl
 from benchmarks.targets import engine_name
 from benchmarks.torch_engines import TorchEngine, torch_precisions
 from common.batching import TextTokenizer
+from common.cpu import cpu_flags
 from common.errors import UserError
 from common.variants import VARIANTS
 
@@ -40,12 +41,8 @@ class ScorerEngine:
         )
         used = self.scorer.session.get_providers()[0]
         check_provider(f"variant {variant}", provider, self.scorer.provider, used)
-        self.name, self.precision, self.arith = (
-            engine_name(variant),
-            variant,
-            VARIANTS[variant].arith,
-        )
-        self.group = VARIANTS[variant].runtime
+        self.name, self.precision = engine_name(variant), variant
+        self.arith, self.group = VARIANTS[variant].arith, VARIANTS[variant].runtime
         self.batching = "the scorer's length bucketing"
         self.provider = self.scorer.provider
         self.info = {
@@ -74,19 +71,16 @@ class EndToEndEngine:
     group = "end-to-end"
     batching = "the scorer's (CSV chunks, length bucketing, Parquet writer)"
 
-    def __init__(self, onnx_dir: Path, labels: list[str], *, variant="auto", **options):
-        self.onnx_dir, self.labels, self.variant = onnx_dir, labels, variant
+    def __init__(self, onnx_dir: Path, labels, workdir: Path, *, variant="auto", **options):
+        self.onnx_dir, self.labels, self.workdir, self.variant = onnx_dir, labels, workdir, variant
         self.asked, self.options = options.pop("provider"), options  # batch_size, threads
-        self.workdir = self.options.pop("workdir")
         self.name = "scorer-end-to-end" + ("" if variant == "auto" else f"-{variant}")
         self.provider, self.precision = self.asked, variant
         self.info, self.own_seconds = {"load_s": []}, None
 
     @property
-    def arith(self) -> str | None:
-        return (
-            VARIANTS[self.precision].arith if self.precision in VARIANTS else None
-        )  # known once a run has said which variant it chose
+    def arith(self) -> str | None:  # known once a run has said which variant it chose
+        return VARIANTS[self.precision].arith if self.precision in VARIANTS else None
 
     def prepare(self, texts: list[str]) -> None:
         if texts is getattr(self, "texts", None):
@@ -141,40 +135,28 @@ def check_provider(what: str, asked: str, reported: str, session_provider: str |
         )
 
 
-def make_engines(
-    *, device, flags, model, tokenizer, onnx_dir, export_record, batch_size, threads, workdir
-) -> tuple[list, dict[str, str]]:
-    """Every engine of the throughput table in report order, and the engines left out, with why."""
-    max_len = int(export_record["max_length"])
-    common = {"max_len": max_len, "batch_size": batch_size, "device": device}
-    arithmetics, left_out = torch_precisions(device, flags)
-    engines = [TorchEngine(model, tokenizer, padded=True, **common)]
-    batcher = TextTokenizer(onnx_dir / "tokenizer.json", max_len)  # the scorer's own tokenizer
-    engines += [TorchEngine(model, batcher, padded=False, arith=a, **common) for a in arithmetics]
-    engines += scorer_engines(onnx_dir, export_record, device, batch_size, threads)
-    options = {"provider": device, "batch_size": batch_size, "threads": threads, "workdir": workdir}
-    engines.append(EndToEndEngine(onnx_dir, export_record["labels"], **options))
-    int8 = device == "cpu" and "int8" in export_record["variants"]
-    if int8 and default_variant(onnx_dir, device, flags) != "int8":
-        # Show what asking for int8 gives end to end where the default is another variant.
-        engines.append(EndToEndEngine(onnx_dir, export_record["labels"], variant="int8", **options))
-    return engines, {f"pytorch-{a}-bucketed": why for a, why in left_out.items()}
-
-
-def default_variant(onnx_dir: Path, device: str, flags: frozenset[str]) -> str:
-    """What the scorer's `--variant auto` runs here (its own rule, the same facts)."""
+def make_engines(s, model, tokenizer, export_record: dict, workdir: Path) -> tuple[list, dict]:
+    """Every engine of the throughput table in report order, and the engines left out, with why;
+    `s` is the run's Settings."""
     from score.model_folder import choose_variant, read_model_folder
 
-    return choose_variant(read_model_folder(onnx_dir), "auto", device, flags)
-
-
-def scorer_engines(onnx_dir, export_record, device, batch_size, threads) -> list[ScorerEngine]:
-    present = export_record["variants"]
-    return [
-        ScorerEngine(onnx_dir, v, provider=device, batch_size=batch_size, threads=threads)
-        for v in SCORER_VARIANTS[device]
-        if v in present
-    ]
+    flags = cpu_flags()  # all of them: the choice rules may name any flag
+    max_len, labels = int(export_record["max_length"]), export_record["labels"]
+    common = {"max_len": max_len, "batch_size": s.batch_size, "device": s.device}
+    arithmetics, left_out = torch_precisions(s.device, flags)
+    engines = [TorchEngine(model, tokenizer, padded=True, **common)]
+    batcher = TextTokenizer(s.onnx_dir / "tokenizer.json", max_len)  # the scorer's own tokenizer
+    engines += [TorchEngine(model, batcher, padded=False, arith=a, **common) for a in arithmetics]
+    options = {"provider": s.device, "batch_size": s.batch_size, "threads": s.threads}
+    present = [v for v in SCORER_VARIANTS[s.device] if v in export_record["variants"]]
+    engines += [ScorerEngine(s.onnx_dir, v, **options) for v in present]
+    engines.append(EndToEndEngine(s.onnx_dir, labels, workdir, **options))
+    int8 = s.device == "cpu" and "int8" in export_record["variants"]
+    if int8 and choose_variant(read_model_folder(s.onnx_dir), "auto", s.device, flags) != "int8":
+        # Show what asking for int8 gives end to end where the scorer's `--variant auto` (its own
+        # rule, the same facts) picks another variant.
+        engines.append(EndToEndEngine(s.onnx_dir, labels, workdir, variant="int8", **options))
+    return engines, {f"pytorch-{a}-bucketed": why for a, why in left_out.items()}
 
 
 def missing_variants(export_record: dict, device: str) -> dict:

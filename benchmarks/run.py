@@ -13,7 +13,6 @@ import numpy as np
 from benchmarks import ceiling, machine, models, quality, report, targets, timing
 from benchmarks import engines as eng
 from benchmarks.texts import file_facts, load_texts
-from common.cpu import cpu_flags
 from common.errors import UserError
 from common.fidelity import agreement, first_non_finite_row
 from common.labelled import JIGSAW_LABELS, read_eval_sample
@@ -89,17 +88,7 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     log.info("device %s (%s), %d threads", s.device, env.get("gpu", env["cpu"]), s.threads)
     model = models.load_torch_model(s.model_dir, s.device)
     tokenizer = AutoTokenizer.from_pretrained(s.onnx_dir)
-    built, left_out = eng.make_engines(
-        device=s.device,
-        flags=cpu_flags(),  # all of them: the choice rules may name any flag
-        model=model,
-        tokenizer=tokenizer,
-        onnx_dir=s.onnx_dir,
-        export_record=export_record,
-        batch_size=s.batch_size,
-        threads=s.threads,
-        workdir=workdir,
-    )
+    built, left_out = eng.make_engines(s, model, tokenizer, export_record, workdir)
     settings = {
         # Inputs by name only: results must not carry the paths of the machine they ran on.
         **{k: v.resolve().name if isinstance(v, Path) else v for k, v in vars(s).items()},

@@ -50,25 +50,18 @@ class TorchEngine:
 
     def __init__(self, model, tokenizer, *, max_len, batch_size, device, padded, arith="fp32"):
         """`tokenizer`: transformers' for the seed's padded loop, else common.batching's."""
-        self.tokenizer, self.arith = tokenizer, arith
+        self.tokenizer, self.arith, self.padded = tokenizer, arith, padded
         self.model = quantize_linear_int8(model) if arith == "int8" else model
-        self.max_len, self.batch_size, self.device, self.padded = (
-            max_len,
-            batch_size,
-            device,
-            padded,
-        )
-        self.precision = {
-            "fp32": "fp32",
-            "int8": "int8 dynamic (nn.Linear)",
-        }.get(arith, f"{arith} autocast")
+        self.max_len, self.batch_size = max_len, batch_size
+        self.device = self.provider = device
+        named = {"fp32": "fp32", "int8": "int8 dynamic (nn.Linear)"}
+        self.precision = named.get(arith, f"{arith} autocast")
         self.name = f"pytorch-{arith}-{'padded' if padded else 'bucketed'}"
         self.batching = (
             f"padded to {max_len}, input order, one encode_plus per text (the seed's loop)"
             if padded
             else "sorted by token length, padded to each batch's longest"
         )
-        self.provider = device
         self.info = {"quantized_engine": torch.backends.quantized.engine} if arith == "int8" else {}
 
     def prepare(self, texts: list[str]) -> None:
@@ -81,11 +74,8 @@ class TorchEngine:
         return self.last
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        cast = (
-            torch.autocast(self.device, dtype=AUTOCAST[self.arith])
-            if self.arith in AUTOCAST
-            else contextlib.nullcontext()
-        )
+        dtype = AUTOCAST.get(self.arith)
+        cast = torch.autocast(self.device, dtype=dtype) if dtype else contextlib.nullcontext()
         with torch.inference_mode(), cast:
             logits = self.model(
                 input_ids=ids.to(self.device, non_blocking=True),
