@@ -72,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.run import run
 
     code, record = run_stage("benchmarks", lambda: run(**vars(args)))
-    if code:
-        return code
-    print(summary(record))
-    return 0
+    if not code:
+        print(summary(record))
+    return code
 
 
 if __name__ == "__main__":

@@ -29,15 +29,10 @@ from common.writes import write_text
 
 def features(train_texts: list[str], eval_texts: list[str]):
     """Fit word and character TF-IDF on the training texts; transform both sets."""
+    shared = {"sublinear_tf": True, "max_features": 200_000}
     vectorizers = [
-        TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=200_000),
-        TfidfVectorizer(
-            sublinear_tf=True,
-            analyzer="char_wb",
-            ngram_range=(2, 5),
-            min_df=3,
-            max_features=200_000,
-        ),
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, **shared),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, **shared),
     ]
     train = hstack([v.fit_transform(train_texts) for v in vectorizers]).tocsr()
     test = hstack([v.transform(eval_texts) for v in vectorizers]).tocsr()
@@ -91,10 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = p.parse_args(argv)
     code, text = run_stage("benchmarks.baseline", lambda: _baseline(args))
-    if code:
-        return code
-    print(text)
-    return 0
+    if not code:
+        print(text)
+    return code
 
 
 def _baseline(args: argparse.Namespace) -> str:

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from benchmarks.timing import synchronizer
 from benchmarks.torch_engines import quantize_linear_int8
 
 
@@ -45,7 +46,7 @@ def gemm_rate(
 ) -> dict:
     """G(FL)OP/s of the feed-forward pair of matrix multiplies in one arithmetic."""
     step, kernel = _kernel(device, arith, rows, hidden, inner)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     with torch.inference_mode():
         for _ in range(3):
             step()  # warm-up: thread pools, kernel selection, weight packing

@@ -43,13 +43,6 @@ def check_folders(model_dir: Path, onnx_dir: Path) -> dict:
     return record
 
 
-def load_torch_model(model_dir: Path, device: str):
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    return model.eval().to(device)
-
-
 def describe_model(model) -> dict:
     config = model.config
     return {

@@ -73,20 +73,18 @@ def run(*, out: Path, **options) -> dict:
 
 def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     import torch
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     export_record = models.check_folders(s.model_dir, s.onnx_dir)
     labels = export_record["labels"]
-    sample = (
-        read_eval_sample(s.eval_data, s.text_column, labels, s.eval_rows, log)
-        if s.eval_data
-        else None
-    )
+    sample = None
+    if s.eval_data:
+        sample = read_eval_sample(s.eval_data, s.text_column, labels, s.eval_rows, log)
     if s.device == "cpu":
         torch.set_num_threads(s.threads)
     env = machine.describe(s.device, s.threads)
     log.info("device %s (%s), %d threads", s.device, env.get("gpu", env["cpu"]), s.threads)
-    model = models.load_torch_model(s.model_dir, s.device)
+    model = AutoModelForSequenceClassification.from_pretrained(s.model_dir).eval().to(s.device)
     tokenizer = AutoTokenizer.from_pretrained(s.onnx_dir)
     built, left_out = eng.make_engines(s, model, tokenizer, export_record, workdir)
     settings = {
@@ -118,28 +116,23 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
 def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config, cut) -> dict:
     """Every engine timed on the same texts, its fidelity to PyTorch fp32 (held to the limits
     export holds the reduced variants to, flags at the thresholds `cut`), and the ceilings."""
-    batch_size = settings["batch_size"]
+    batch_size, device = settings["batch_size"], settings["device"]
     profile = timing.token_profile(tokenizer, texts, settings["max_length"], batch_size)
     timing.warm_up(built, texts, rows=4 * batch_size)
     started = time.time()
-    seconds = timing.time_engines(built, texts, settings["repeats"], settings["device"])
+    seconds = timing.time_engines(built, texts, settings["repeats"], device)
     reference = reference_probs(built)
-    table = {}
-    for engine in built:
-        table[engine.name] = {
-            "group": engine.group,
-            "precision": engine.precision,
-            "arith": engine.arith,
-            "batching": engine.batching,
-            "provider": engine.provider,
-            **engine.info,
-            **timing.summarize(seconds[engine.name], len(texts), profile["tokens"]),
-            **fidelity(reference, engine.probs(), cut),
+    table = {
+        e.name: {
+            **{k: getattr(e, k) for k in ("group", "precision", "arith", "batching", "provider")},
+            **e.info,
+            **timing.summarize(seconds[e.name], len(texts), profile["tokens"]),
+            **fidelity(reference, e.probs(), cut),
         }
+        for e in built
+    }
     wall_s = round(time.time() - started, 1)
-    limit = ceiling.measure(
-        config, settings["device"], profile["tokens"], len(texts), batch_size, table
-    )
+    limit = ceiling.measure(config, device, profile["tokens"], len(texts), batch_size, table)
     return {"engines": table, "profile": profile, "wall_s": wall_s, "ceiling": limit}
 
 
@@ -159,12 +152,9 @@ def fidelity(reference: np.ndarray, probs: np.ndarray, thresholds=None) -> dict:
     """The finite-and-close rule (inf gap on NaN; non-finite = failed), then the fidelity
     figures and the limits (common.variants.Limits) they break, as export checks a variant."""
     bad = first_non_finite_row(probs)
-    figures = agreement(reference, probs, thresholds)
-    figures["sample_rows"] = len(reference)
+    figures = {**agreement(reference, probs, thresholds), "sample_rows": len(reference)}
     return {
-        "max_abs_diff": figures["max_abs_diff"],
-        "p99_abs_diff": figures["p99_abs_diff"],
-        "flag_agreement_min": figures.get("flag_agreement_min"),
+        **{k: figures.get(k) for k in ("max_abs_diff", "p99_abs_diff", "flag_agreement_min")},
         "limits_broken": Limits().broken(figures),
         "failed": None if bad is None else f"NaN or inf probabilities (first at text {bad})",
     }

@@ -34,13 +34,8 @@ def load_texts(path: Path | None, rows: int, text_column: str, seed: int) -> tup
     order = np.random.default_rng(seed).permutation(len(texts))
     # More rows than the file holds: repeat the shuffled file (said in the report).
     picked = [texts[i] for i in np.resize(order, rows)]
-    return picked, {
-        **file_facts(path),
-        "rows": rows,
-        "rows_in_file": len(texts),
-        "repeated": rows > len(texts),
-        "seed": seed,
-    }
+    facts = {"rows": rows, "rows_in_file": len(texts), "repeated": rows > len(texts), "seed": seed}
+    return picked, {**file_facts(path), **facts}
 
 
 def file_facts(path: Path) -> dict:
@@ -79,8 +74,6 @@ def generated_texts(rows: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.lognormal(mean=np.log(42), sigma=1.1, size=rows), 1, 4000).astype(int)
     words = np.asarray(_WORDS)
-    texts = []
-    for n in lengths:
-        picked = words[rng.integers(0, len(words), size=n)]
-        texts.append(" ".join(picked).capitalize() + ".")
-    return texts
+    return [
+        " ".join(words[rng.integers(0, len(words), size=n)]).capitalize() + "." for n in lengths
+    ]

@@ -7,17 +7,14 @@ import statistics
 import time
 
 import numpy as np
+import torch
 
 log = logging.getLogger("benchmarks")
 
 
 def synchronizer(device: str):
     """`torch.cuda.synchronize` before each clock read on CUDA, so queued kernels are counted."""
-    if device != "cuda":
-        return lambda: None
-    import torch
-
-    return torch.cuda.synchronize
+    return torch.cuda.synchronize if device == "cuda" else lambda: None
 
 
 def warm_up(engines: list, texts: list[str], rows: int) -> None:
@@ -43,13 +40,9 @@ def time_engines(engines: list, texts: list[str], repeats: int, device: str) -> 
             # The end-to-end engine reports its own clock (session load left out).
             took = getattr(engine, "own_seconds", None) or time.perf_counter() - start
             seconds[engine.name].append(took)
+            rate = len(texts) / took
             log.info(
-                "repeat %d/%d %-26s %8.2f s %9.1f rows/s",
-                repeat,
-                repeats,
-                engine.name,
-                took,
-                len(texts) / took,
+                "repeat %d/%d %-26s %8.2f s %9.1f rows/s", repeat, repeats, engine.name, took, rate
             )
     return seconds
 
