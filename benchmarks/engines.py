@@ -32,24 +32,19 @@ SESSION_PROVIDERS = {
 class ScorerEngine:
     """One exported variant through the scorer's `Scorer.predict` (its own batching)."""
 
-    def __init__(self, onnx_dir: Path, variant: str, *, provider, batch_size, threads):
+    def __init__(self, onnx_dir: Path, variant: str, **options):  # provider, batch_size, threads
         from score.predict import Scorer
 
         start = time.perf_counter()
-        self.scorer = Scorer(
-            onnx_dir, variant=variant, provider=provider, batch_size=batch_size, threads=threads
-        )
+        self.scorer = Scorer(onnx_dir, variant=variant, **options)
         used = self.scorer.session.get_providers()[0]
-        check_provider(f"variant {variant}", provider, self.scorer.provider, used)
+        check_provider(f"variant {variant}", options["provider"], self.scorer.provider, used)
         self.name, self.precision = engine_name(variant), variant
         self.arith, self.group = VARIANTS[variant].arith, VARIANTS[variant].runtime
         self.batching = "the scorer's length bucketing"
         self.provider = self.scorer.provider
-        self.info = {
-            "variant": self.scorer.variant,
-            "session_provider": used,
-            "startup_s": round(time.perf_counter() - start, 3),
-        }
+        startup = round(time.perf_counter() - start, 3)
+        self.info = {"variant": self.scorer.variant, "session_provider": used, "startup_s": startup}
 
     def prepare(self, texts: list[str]) -> None:
         self.texts, self.last = texts, None
@@ -72,8 +67,9 @@ class EndToEndEngine:
     batching = "the scorer's (CSV chunks, length bucketing, Parquet writer)"
 
     def __init__(self, onnx_dir: Path, labels, workdir: Path, *, variant="auto", **options):
-        self.onnx_dir, self.labels, self.workdir, self.variant = onnx_dir, labels, workdir, variant
-        self.asked, self.options = options.pop("provider"), options  # batch_size, threads
+        self.labels, self.workdir, self.asked = labels, workdir, options["provider"]
+        # score.run.run's arguments; each repeat replaces the last one's output
+        self.options = dict(options, model_dir=onnx_dir, variant=variant, quiet=True, force=True)
         self.name = "scorer-end-to-end" + ("" if variant == "auto" else f"-{variant}")
         self.provider, self.precision = self.asked, variant
         self.info, self.own_seconds = {"load_s": []}, None
@@ -95,25 +91,14 @@ class EndToEndEngine:
         from score.run import run
 
         start = time.perf_counter()
-        summary = run(
-            input_path=self.csv,
-            output_path=self.parquet,
-            model_dir=self.onnx_dir,
-            provider=self.asked,
-            variant=self.variant,
-            quiet=True,
-            force=True,  # each repeat replaces the last one's output
-            **self.options,
-        )
+        summary = run(input_path=self.csv, output_path=self.parquet, **self.options)
         check_provider("the end-to-end run", self.asked, summary["provider"], None)
         self.provider, self.precision = summary["provider"], summary["variant"]
         self.own_seconds = summary["seconds"]
         load = time.perf_counter() - start - summary["seconds"]
+        self.info.update(variant=summary["variant"], variant_reason=summary["variant_reason"])
         # The output lies in a temporary folder that is gone after the run: keep its name only.
-        summary = {**summary, "output": self.parquet.name}
-        self.info.update(
-            variant=summary["variant"], variant_reason=summary["variant_reason"], summary=summary
-        )
+        self.info["summary"] = {**summary, "output": self.parquet.name}
         self.info["load_s"].append(round(load, 3))
 
     def probs(self) -> np.ndarray:
