@@ -73,11 +73,9 @@ def markdown(record: dict) -> str:
 
 
 def command_line(s: dict) -> str:
+    folders = ["--model", s["model_dir"], "--onnx", s["onnx_dir"]]
     parts = ["python -m benchmarks", s["command"], "--device", s["device"]]
-    if s["bert_base"]:
-        parts.append("--bert-base")
-    else:
-        parts += ["--model", s["model_dir"], "--onnx", s["onnx_dir"]]
+    parts += ["--bert-base"] if s["bert_base"] else folders
     parts += ["--rows", str(s["rows"]), "--repeats", str(s["repeats"])]
     parts += ["--batch-size", str(s["batch_size"]), "--threads", str(s["threads"])]
     if s["texts"] and s["command"] != "quality":
@@ -123,8 +121,7 @@ def _setup(record: dict) -> list[str]:
 
 
 def _throughput(record: dict) -> list[str]:
-    block = record.get("throughput")
-    if not block:
+    if not (block := record.get("throughput")):
         return []
     speed = block["engines"]
     best = targets.best_pytorch(speed)
@@ -181,13 +178,10 @@ def _per(row: dict, speed: dict, base: str | None) -> str:
 
 def _fidelity(r: dict) -> str:
     """Max / p99 gap, worst per-label flag agreement, and which limits (if any) it breaks."""
-    agree = r.get("flag_agreement_min")
-    flags = f"{agree:.2%}" if agree is not None else "-"
-    broken = r.get("limits_broken")
-    within = "yes" if not broken else "no: " + "; ".join(broken)
-    return (
-        f"{r['max_abs_diff']:.1e} / {r.get('p99_abs_diff', float('nan')):.1e} | {flags} | {within}"
-    )
+    flags = "-" if r.get("flag_agreement_min") is None else f"{r['flag_agreement_min']:.2%}"
+    within = "no: " + "; ".join(r["limits_broken"]) if r.get("limits_broken") else "yes"
+    gap = f"{r['max_abs_diff']:.1e} / {r.get('p99_abs_diff', float('nan')):.1e}"
+    return f"{gap} | {flags} | {within}"
 
 
 def _useful(u: dict | None) -> str:
@@ -198,8 +192,7 @@ def _useful(u: dict | None) -> str:
 
 
 def _quality(record: dict) -> list[str]:
-    block = record.get("quality")
-    if not block:
+    if not (block := record.get("quality")):
         return []
     labels = list(block["positives"])
     lines = [
@@ -221,8 +214,7 @@ def _quality(record: dict) -> list[str]:
 
 
 def _targets(record: dict) -> list[str]:
-    rows = record.get("targets") or []
-    if not rows:
+    if not (rows := record.get("targets")):
         return []
     mark = {True: "met", False: "**missed**", None: "not measured"}
     lines = ["## Targets", "", "| target | goal | measured | result |", "|---|---|---|---|"]
