@@ -65,14 +65,10 @@ def gpu_info() -> dict:
 
     info = {"gpu_torch": torch.cuda.get_device_name(0)}
     if shutil.which("nvidia-smi"):
-        query = "name,driver_version,memory.total"
-        out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()[0]
-        name, driver, memory = (part.strip() for part in out.split(","))
+        query = "--query-gpu=name,driver_version,memory.total"
+        cmd = ["nvidia-smi", query, "--format=csv,noheader"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        name, driver, memory = (part.strip() for part in out.splitlines()[0].split(","))
         info.update(gpu=name, gpu_driver=driver, gpu_memory=memory)
     else:
         info["gpu"] = info["gpu_torch"]

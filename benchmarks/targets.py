@@ -77,12 +77,9 @@ def _auc(record: dict) -> dict:
     """The scorer's default variant must score as PyTorch does on the labelled rows."""
     variant = record["throughput"]["engines"].get(E2E, {}).get("variant")
     name = engine_name(variant)
-    row = {
-        "target": f"macro ROC-AUC change of the default variant ({variant}) vs PyTorch fp32",
-        "goal": f"within {AUC_TOLERANCE} either way",
-        "threshold": AUC_TOLERANCE,
-        "engine": name,
-    }
+    what = f"macro ROC-AUC change of the default variant ({variant}) vs PyTorch fp32"
+    row = {"target": what, "goal": f"within {AUC_TOLERANCE} either way", "threshold": AUC_TOLERANCE}
+    row["engine"] = name
     change = record.get("quality", {}).get("engines", {}).get(name, {}).get("roc_auc_change")
     if change is None:
         return {**row, "measured": "not measured", "value": None, "met": None}
