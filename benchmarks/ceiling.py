@@ -71,19 +71,13 @@ def measure(config, device: str, tokens: int, rows: int, batch_size: int, engine
     per_token = ops_per_token(config, mean)
     batch_tokens = max(1, int(batch_size * mean))  # one bucketed batch, as the engines multiply
     needed = sorted({r["arith"] for r in engines.values() if r.get("arith")})
-    gemm = {
-        a: gemm_rate(device, a, batch_tokens, config.hidden_size, config.intermediate_size)
-        for a in needed
-    }
+    shape = (batch_tokens, config.hidden_size, config.intermediate_size)
+    gemm = {a: gemm_rate(device, a, *shape) for a in needed}
     for g in gemm.values():  # the rate a bare GEMM would give on these texts' real tokens
         g["rows_per_s"] = g["gops"] * 1e9 / (per_token * mean)
     useful = {}
     for name, r in engines.items():
-        rate = r["tokens_per_s"] * per_token / 1e9
-        ceiling = gemm.get(r.get("arith"), {}).get("gops")
-        useful[name] = {
-            "gops": rate,
-            "arith": r.get("arith"),
-            "share": rate / ceiling if ceiling else None,
-        }
+        rate, arith = r["tokens_per_s"] * per_token / 1e9, r.get("arith")
+        ceiling = gemm.get(arith, {}).get("gops")
+        useful[name] = {"gops": rate, "arith": arith, "share": rate / ceiling if ceiling else None}
     return {"op_per_token": round(per_token), "gemm": gemm, "useful": useful}

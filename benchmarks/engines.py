@@ -19,6 +19,7 @@ from common.batching import TextTokenizer
 from common.cpu import cpu_flags
 from common.errors import UserError
 from common.variants import VARIANTS
+from score.model_folder import choose_variant, read_model_folder
 
 # The exported variants each device runs through the scorer, in the table's order.
 SCORER_VARIANTS = {d: [n for n, v in VARIANTS.items() if d in v.devices] for d in ("cpu", "cuda")}
@@ -123,8 +124,6 @@ def check_provider(what: str, asked: str, reported: str, session_provider: str |
 def make_engines(s, model, tokenizer, export_record: dict, workdir: Path) -> tuple[list, dict]:
     """Every engine of the throughput table in report order, and the engines left out, with why;
     `s` is the run's Settings."""
-    from score.model_folder import choose_variant, read_model_folder
-
     flags = cpu_flags()  # all of them: the choice rules may name any flag
     max_len, labels = int(export_record["max_length"]), export_record["labels"]
     common = {"max_len": max_len, "batch_size": s.batch_size, "device": s.device}

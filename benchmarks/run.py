@@ -17,6 +17,7 @@ from common.errors import UserError
 from common.fidelity import agreement, first_non_finite_row
 from common.labelled import JIGSAW_LABELS, read_eval_sample
 from common.variants import Limits
+from score.model_folder import read_model_folder, read_thresholds
 
 log = logging.getLogger("benchmarks")
 
@@ -39,7 +40,7 @@ class Settings:
     threads: int | None
     texts: Path | None  # None: generated texts
     text_column: str
-    eval_data: Path | None  # None: the default labelled CSV when present
+    eval_data: Path | None  # None: quality is skipped
     eval_rows: int | None
     seed: int
 
@@ -103,7 +104,9 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     }
     if timed is not None:
         record["texts"] = timed[1]
-        cut = _thresholds(s.onnx_dir)
+        # The model's flag thresholds: export copies thresholds.json where training wrote one.
+        has_cut = (s.onnx_dir / "thresholds.json").is_file()
+        cut = read_thresholds(read_model_folder(s.onnx_dir)) if has_cut else None
         record["throughput"] = _throughput(built, timed[0], tokenizer, settings, model.config, cut)
     if sample is not None:
         scored = [e for e in built if e.group != "end-to-end" and e.name != targets.SEED]
@@ -158,14 +161,6 @@ def fidelity(reference: np.ndarray, probs: np.ndarray, thresholds=None) -> dict:
         "limits_broken": Limits().broken(figures),
         "failed": None if bad is None else f"NaN or inf probabilities (first at text {bad})",
     }
-
-
-def _thresholds(onnx_dir: Path) -> np.ndarray | None:
-    """The model's flag thresholds (export copies thresholds.json), or None without them."""
-    from score.model_folder import read_model_folder, read_thresholds
-
-    folder = read_model_folder(onnx_dir)
-    return read_thresholds(folder) if (onnx_dir / "thresholds.json").is_file() else None
 
 
 def _eval_source(eval_data: Path | None, command: str, bert_base: bool):

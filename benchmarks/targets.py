@@ -97,7 +97,9 @@ def why_missed(record: dict, row: dict) -> str:
     if row["target"].startswith("macro ROC-AUC"):
         diff = record["quality"]["engines"][name]["max_abs_diff"]
         return f"{name}'s probabilities differ from PyTorch fp32's by up to {diff:.3f}"
-    model = _model_engine(speed, name)
+    # The Scorer.predict engine of the variant an end-to-end run used (model only, no I/O).
+    same = engine_name(speed[name]["variant"]) if speed[name].get("variant") else None
+    model = same if name.startswith(E2E) and same in speed else name
     have = f"runs {speed[name]['rows_per_s']:,.0f} rows/s"
     if model != name:
         have += f" ({speed[model]['rows_per_s']:,.0f} for the model alone, {model})"
@@ -133,13 +135,6 @@ def _ceilings(record: dict, need: float) -> str:
     short = [a for a, g in gemm.items() if g["rows_per_s"] < need]
     text = f"the GEMM ceilings allow at most (rows/s): {allowed}"
     return text + (f"; {' and '.join(short)} cannot reach {need:,.0f}" if short else "")
-
-
-def _model_engine(speed: dict, name: str) -> str:
-    """The Scorer.predict engine of the variant an end-to-end run used (model only, no I/O)."""
-    variant = speed[name].get("variant")
-    same = engine_name(variant) if variant else None
-    return same if name.startswith(E2E) and same in speed else name
 
 
 def notes(record: dict) -> list[str]:

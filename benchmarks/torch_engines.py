@@ -15,6 +15,7 @@ from common import cpu
 from common.batching import CUDA_PAD_TO, in_input_order
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+FEED = ("input_ids", "attention_mask")  # the model's inputs
 NO_BF16 = (
     f"{cpu.NO_BF16}, so bf16 autocast converts in software and runs slower than fp32: no user "
     "would pick it"
@@ -73,14 +74,13 @@ class TorchEngine:
     def probs(self) -> np.ndarray:
         return self.last
 
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    def _forward(self, feed: dict) -> np.ndarray:
+        """One batch's probabilities from its input_ids and attention_mask (lists or arrays)."""
         dtype = AUTOCAST.get(self.arith)
         cast = torch.autocast(self.device, dtype=dtype) if dtype else contextlib.nullcontext()
         with torch.inference_mode(), cast:
-            logits = self.model(
-                input_ids=ids.to(self.device, non_blocking=True),
-                attention_mask=mask.to(self.device, non_blocking=True),
-            ).logits
+            inputs = {k: torch.as_tensor(feed[k]).to(self.device, non_blocking=True) for k in FEED}
+            logits = self.model(**inputs).logits
         return torch.sigmoid(logits.float()).cpu().numpy()
 
     def _padded(self, texts: list[str]) -> np.ndarray:
@@ -92,17 +92,12 @@ class TorchEngine:
                 )
                 for text in texts[start : start + self.batch_size]
             ]
-            ids = torch.tensor([e["input_ids"] for e in encoded])
-            mask = torch.tensor([e["attention_mask"] for e in encoded])
-            out.append(self._forward(ids, mask))
+            out.append(self._forward({k: [e[k] for e in encoded] for k in FEED}))
         return np.concatenate(out)
 
     def _bucketed(self, texts: list[str]) -> np.ndarray:
         """The scorer's batches (common.batching): sorted by token count, padded per batch."""
-
-        def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-            ids, mask = (torch.from_numpy(feed[k]) for k in ("input_ids", "attention_mask"))
-            return self._forward(ids, mask)
-
         pad_to = CUDA_PAD_TO if self.device == "cuda" else 1
-        return in_input_order(self.tokenizer.tokenize(texts), run, self.batch_size, pad_to)
+        return in_input_order(
+            self.tokenizer.tokenize(texts), self._forward, self.batch_size, pad_to
+        )
