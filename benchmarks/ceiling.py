@@ -1,10 +1,7 @@
-"""How fast this device does the model's arithmetic at all, to read the engines' rates against.
-
-A bare matrix multiply with the shapes of the model's feed-forward layers, in each arithmetic the
-engines use (fp32, bf16/fp16, int8), is about the best any engine can do per operation here: an
-engine whose useful rate is near it cannot be made much faster without doing less or cheaper
-arithmetic.
-"""
+"""How fast this device does the model's arithmetic at all, to read the engines' rates against:
+a bare matrix multiply of the model's feed-forward shapes, in each arithmetic the engines use, is
+about the best any engine can do per operation here; an engine near it cannot get much faster
+without doing less or cheaper arithmetic."""
 
 from __future__ import annotations
 

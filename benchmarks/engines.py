@@ -1,9 +1,7 @@
 """The engines under test: PyTorch (torch_engines.py), each exported variant through the scorer
-(onnxruntime, or OpenVINO for bf16), the scorer end to end.
-
-Every engine goes from a list of texts to float32 probabilities, tokenization included. It is
-prepared with the texts (untimed), called (timed), then asked for its probabilities (untimed).
-"""
+(onnxruntime, or OpenVINO for bf16), the scorer end to end. Each goes from texts to float32
+probabilities, tokenization included: prepared with the texts (untimed), called (timed), then
+asked for its probabilities (untimed)."""
 
 from __future__ import annotations
 
@@ -58,11 +56,9 @@ class ScorerEngine:
 
 
 class EndToEndEngine:
-    """`score.run.run`: CSV in, Parquet out, as a user runs it.
-
-    Timed by the scorer's own clock, which starts once the session is open: the other engines'
-    models are loaded before timing too, and a large job pays the load once. `load_s` keeps it.
-    """
+    """`score.run.run`: CSV in, Parquet out, as a user runs it. Timed by the scorer's own clock,
+    which starts once the session is open: the other engines' models are loaded before timing
+    too, and a large job pays the load once. `load_s` keeps it."""
 
     group = "end-to-end"
     batching = "the scorer's (CSV chunks, length bucketing, Parquet writer)"

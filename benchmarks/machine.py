@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 
 from common.cpu import _slug, cpu_flags, cpu_model, cpu_slug, isa_tag, key_flags  # noqa: F401
 
@@ -84,8 +85,6 @@ def results_dir_name(env: dict) -> str:
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(package)
     except PackageNotFoundError:

@@ -23,11 +23,8 @@ def evaluate(engines: list, texts: list[str], truth: np.ndarray, labels: list[st
         engine()
         probs[engine.name] = engine.probs()
     reference = probs[REFERENCE]
-    result = {
-        "rows": len(texts),
-        "positives": dict(zip(labels, truth.sum(0).tolist(), strict=True)),
-        "engines": {},
-    }
+    positives = dict(zip(labels, truth.sum(0).tolist(), strict=True))
+    result = {"rows": len(texts), "positives": positives, "engines": {}}
     for name, p in probs.items():
         # NaN has no rank: a non-finite engine gets no AUC, and an infinite gap.
         finite = first_non_finite_row(p) is None
@@ -39,7 +36,6 @@ def evaluate(engines: list, texts: list[str], truth: np.ndarray, labels: list[st
         }
     base = result["engines"][REFERENCE]["roc_auc_macro"]
     for row in result["engines"].values():
-        row["roc_auc_change"] = (
-            None if base is None or row["roc_auc_macro"] is None else row["roc_auc_macro"] - base
-        )
+        auc = row["roc_auc_macro"]
+        row["roc_auc_change"] = None if base is None or auc is None else auc - base
     return result

@@ -1,6 +1,5 @@
 """The speed and quality targets checked against one run: goal, measured ratio, met or not, and
-for a miss the figures that say why (rates, and how far each engine is from its GEMM ceiling).
-"""
+for a miss the figures that say why (rates, and how far each engine is from its GEMM ceiling)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
 """PyTorch engines: the seed's padded loop and length-bucketed eager runs in fp32, bf16/fp16
-autocast and dynamic int8, and which of them a user would pick on this device (flags passed in).
-"""
+autocast and dynamic int8, and which of them a user would pick on this device (flags passed in)."""
 
 from __future__ import annotations
 
