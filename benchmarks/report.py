@@ -233,17 +233,15 @@ def _num(value, fmt: str) -> str:
 
 def chart(record: dict, path: Path) -> None:
     """Horizontal bars of median rows/s per engine, whiskers from the slowest to fastest repeat."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing to close
 
     speed = record["throughput"]["engines"]
     names = list(speed)[::-1]
     medians = [speed[n]["rows_per_s"] for n in names]
     low = [max(0, speed[n]["rows_per_s"] - speed[n]["rows_per_s_min"]) for n in names]
     high = [max(0, speed[n]["rows_per_s_max"] - speed[n]["rows_per_s"]) for n in names]
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
+    fig = Figure(figsize=(8, 0.5 * len(names) + 1.5))
+    ax = fig.subplots()
     ax.barh(names, medians, xerr=[low, high], color=[COLORS[speed[n]["group"]] for n in names])
     best = targets.best_pytorch(speed)
     for y, name in enumerate(names):
@@ -265,7 +263,6 @@ def chart(record: dict, path: Path) -> None:
     ax.set_xlim(0, max(speed[n]["rows_per_s_max"] for n in names) * 1.45)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")  # the temporary name has no .png
-    plt.close(fig)
 
 
 def _ceiling_lines(c: dict | None) -> list[str]:
