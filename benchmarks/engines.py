@@ -107,10 +107,9 @@ class EndToEndEngine:
 
 def check_provider(what: str, asked: str, reported: str, session_provider: str | None) -> None:
     """A session that asked for CUDA and fell back to the CPU must never pass as a GPU figure."""
-    wrong = reported != asked or (
+    if reported != asked or (
         session_provider is not None and not session_provider.startswith(SESSION_PROVIDERS[asked])
-    )
-    if wrong:
+    ):
         raise UserError(
             f"onnxruntime ran {what} on {session_provider or reported} although {asked} was "
             "asked for; install onnxruntime-gpu with its CUDA libraries or pass --device cpu"
@@ -142,8 +141,5 @@ def make_engines(s, model, tokenizer, export_record: dict, workdir: Path) -> tup
 def missing_variants(export_record: dict, device: str) -> dict:
     """Variants this device should run that the export folder lacks, with the export's reason."""
     skipped = export_record.get("skipped", {})
-    return {
-        v: skipped.get(v, "not in export.json")
-        for v in SCORER_VARIANTS[device]
-        if v not in export_record["variants"]
-    }
+    missing = [v for v in SCORER_VARIANTS[device] if v not in export_record["variants"]]
+    return {v: skipped.get(v, "not in export.json") for v in missing}

@@ -75,11 +75,9 @@ def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) ->
     one_by_one_s = time.perf_counter() - start
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
-    ordered = np.sort(lengths)  # the scorer's batches hold consecutive lengths in this order
-    bucketed = sum(
-        int(b.max()) * len(b)
-        for b in np.split(ordered, range(batch_size, len(ordered), batch_size))
-    )
+    # The scorer's batches hold consecutive lengths in sorted order.
+    batches = np.split(np.sort(lengths), range(batch_size, len(lengths), batch_size))
+    bucketed = sum(int(b.max()) * len(b) for b in batches)
     tokens = int(lengths.sum())
     return {
         "tokens": tokens,
