@@ -118,7 +118,7 @@ def check_provider(what: str, asked: str, reported: str, session_provider: str |
 
 def make_engines(s, model, tokenizer, export_record: dict, workdir: Path) -> tuple[list, dict]:
     """Every engine of the throughput table in report order, and the engines left out, with why;
-    `s` is the run's Settings."""
+    `s` is the run's settings."""
     flags = cpu_flags()  # all of them: the choice rules may name any flag
     max_len, labels = int(export_record["max_length"]), export_record["labels"]
     common = {"max_len": max_len, "batch_size": s.batch_size, "device": s.device}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -25,31 +25,11 @@ DEFAULT_ROWS = {"cpu": 2000, "cuda": 20000}
 DEFAULT_BATCH = {"cpu": 64, "cuda": 256}  # the scorer's defaults
 
 
-@dataclasses.dataclass
-class Settings:
-    """What one run measures, as `python -m benchmarks` names it (None: the device's default)."""
-
-    command: str
-    device: str
-    model_dir: Path
-    onnx_dir: Path
-    bert_base: bool
-    rows: int | None
-    repeats: int
-    batch_size: int | None
-    threads: int | None
-    texts: Path | None  # None: generated texts
-    text_column: str
-    eval_data: Path | None  # None: quality is skipped
-    eval_rows: int | None
-    seed: int
-
-
-def run(*, out: Path, **options) -> dict:
+def run(*, out: Path, command: str, device: str, **options) -> dict:
     """Measure, then write report.md, results.json and throughput.png under out/<machine>/
-    (the CPU's name and key ISA, or the card's name); `options` are the Settings."""
-    s = Settings(**options)
-    s.device = resolve_device(s.device)
+    (the CPU's name and key ISA, or the card's name); `options` are the rest of the options of
+    `python -m benchmarks` (None: the device's default, generated texts, or no quality)."""
+    s = SimpleNamespace(command=command, device=resolve_device(device), **options)
     s.eval_data, notes = _eval_source(s.eval_data, s.command, s.bert_base)
     s.rows = s.rows or DEFAULT_ROWS[s.device]
     s.batch_size = s.batch_size or DEFAULT_BATCH[s.device]
@@ -72,7 +52,7 @@ def run(*, out: Path, **options) -> dict:
     return record
 
 
-def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
+def _measure(s: SimpleNamespace, timed: tuple | None, workdir: Path) -> dict:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
