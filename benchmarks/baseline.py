@@ -76,13 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="labelled training CSV")
     p.add_argument("--eval-data", type=Path, required=True, help="labelled CSV to score")
     p.add_argument("--text-column", default="comment_text", help="column holding the comment")
-    p.add_argument(
-        "--labels",
-        nargs="+",
-        default=list(JIGSAW_LABELS),
-        help="label columns (the baseline has no model folder to read them from, so the default "
-        "is the six Jigsaw labels)",
-    )
+    labels = "label columns (the baseline has no model folder to read them from, so the default "
+    labels += "is the six Jigsaw labels)"
+    p.add_argument("--labels", nargs="+", default=list(JIGSAW_LABELS), help=labels)
     p.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = p.parse_args(argv)
     code, text = run_stage("benchmarks.baseline", lambda: baseline(**vars(args)))

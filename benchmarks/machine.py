@@ -42,8 +42,7 @@ def describe(device: str, threads: int) -> dict:
         "busy_before": busy_cpus(),
     }
     if device == "cuda":
-        env.update(gpu_info())
-        env["torch_cuda"] = torch.version.cuda
+        env.update(gpu_info(), torch_cuda=torch.version.cuda)
         env["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     return env
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from common.artifacts import config_labels
 from common.errors import UserError
 from common.jsonfile import read_json
+from common.labelled import JIGSAW_LABELS
 
 log = logging.getLogger("benchmarks")
 
@@ -78,10 +79,11 @@ def build_bert(out: Path, labels: list[str], max_length: int | None = None, **si
     return out
 
 
-def build_and_export_bert_base(root: Path, device: str, labels: list[str]) -> tuple[Path, Path]:
-    """Build the bert-base-sized model under `root` and export it with `python -m export` (its
-    CLI: stages never import each other); its log lines are passed on, its error is ours."""
-    model_dir = build_bert(root / "bert-base", labels, BERT_BASE_MAX_LEN)
+def build_and_export_bert_base(root: Path, device: str) -> tuple[Path, Path]:
+    """Build the bert-base-sized model (the Jigsaw labels) under `root` and export it with
+    `python -m export` (its CLI: stages never import each other); its log lines are passed on,
+    its error is ours."""
+    model_dir = build_bert(root / "bert-base", list(JIGSAW_LABELS), BERT_BASE_MAX_LEN)
     onnx_dir = root / "bert-base-onnx"
     log.info("built a random-weight bert-base-sized model in %s; exporting it", model_dir)
     int8 = "--int8" if device == "cpu" else "--no-int8"  # dynamic int8 is a CPU format

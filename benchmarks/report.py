@@ -94,11 +94,10 @@ def _setup(record: dict) -> list[str]:
         else f"real comments, a seeded random sample of {texts.get('source')}"
         + (" (file repeated to reach --rows)" if texts.get("repeated") else "")
     )
-    weights = " (random weights)" if s["bert_base"] else ""
     busy = [env["busy_before"]["cores_busy"], env["busy_after"]["cores_busy"]]
     rows = [
         ("model", f"{m['architecture']}, {m['layers']} layers, hidden {m['hidden_size']}, "
-         f"{m['parameters_m']}M parameters{weights}"),
+         f"{m['parameters_m']}M parameters{' (random weights)' * s['bert_base']}"),
         ("texts", f"{s['rows']:,} rows of {source}" if texts else "(throughput not run)"),
         ("max length, batch size", f"{s['max_length']}, {s['batch_size']}"),
         ("repeats", f"{s['repeats']} after a warm-up, interleaved across engines"),
@@ -151,7 +150,8 @@ def _throughput(record: dict) -> list[str]:
             f"| {_useful(useful.get(name))} |"
         )
     p = block["profile"]
-    lines += [
+    return [
+        *lines,
         "",
         "Batching: the seed's loop pads every text to the max length in input order, one "
         "encode_plus per text; every other engine sorts by token length and pads each batch to "
@@ -167,7 +167,6 @@ def _throughput(record: dict) -> list[str]:
         f"![rows/s per engine]({CHART})",
         "",
     ]
-    return lines
 
 
 def _per(row: dict, speed: dict, base: str | None) -> str:

@@ -15,7 +15,7 @@ from benchmarks import engines as eng
 from benchmarks.texts import file_facts, load_texts
 from common.errors import UserError
 from common.fidelity import agreement, first_non_finite_row
-from common.labelled import JIGSAW_LABELS, read_eval_sample
+from common.labelled import read_eval_sample
 from common.variants import Limits
 from score.model_folder import read_model_folder, read_thresholds
 
@@ -40,9 +40,7 @@ def run(*, out: Path, command: str, device: str, **options) -> dict:
     timed = load_texts(s.texts, s.rows, s.text_column, s.seed) if s.command != "quality" else None
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
         if s.bert_base:
-            s.model_dir, s.onnx_dir = models.build_and_export_bert_base(
-                Path(tmp), s.device, list(JIGSAW_LABELS)
-            )
+            s.model_dir, s.onnx_dir = models.build_and_export_bert_base(Path(tmp), s.device)
         record = _measure(s, timed, Path(tmp))
     record["notes"] = notes
     record["targets"] = targets.check(record)
@@ -122,8 +120,7 @@ def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config
 def reference_probs(built: list) -> np.ndarray:
     """PyTorch fp32's probabilities, which every engine is compared with; they must be finite."""
     reference = next(e for e in built if e.name == quality.REFERENCE).probs()
-    bad = first_non_finite_row(reference)
-    if bad is not None:
+    if (bad := first_non_finite_row(reference)) is not None:
         raise UserError(
             f"PyTorch fp32 ({quality.REFERENCE}) gives NaN or inf for text {bad}: the model is "
             "broken; pass --model with a model trained without NaN weights"
