@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from benchmarks.targets import engine_name
-from benchmarks.torch_engines import TorchEngine, torch_precisions
+from benchmarks.torch_engines import InMemoryEngine, TorchEngine, torch_precisions
 from common.batching import TextTokenizer
 from common.cpu import cpu_flags
 from common.errors import UserError
@@ -28,7 +28,7 @@ SESSION_PROVIDERS = {
 }
 
 
-class ScorerEngine:
+class ScorerEngine(InMemoryEngine):
     """One exported variant through the scorer's `Scorer.predict` (its own batching)."""
 
     def __init__(self, onnx_dir: Path, variant: str, **options):  # provider, batch_size, threads
@@ -45,14 +45,8 @@ class ScorerEngine:
         startup = round(time.perf_counter() - start, 3)
         self.info = {"variant": self.scorer.variant, "session_provider": used, "startup_s": startup}
 
-    def prepare(self, texts: list[str]) -> None:
-        self.texts, self.last = texts, None
-
     def __call__(self) -> None:
         self.last = self.scorer.predict(self.texts)
-
-    def probs(self) -> np.ndarray:
-        return self.last
 
 
 class EndToEndEngine:

@@ -43,7 +43,17 @@ def quantize_linear_int8(model):
         )
 
 
-class TorchEngine:
+class InMemoryEngine:
+    """An engine whose call leaves its probabilities in memory (`last`)."""
+
+    def prepare(self, texts: list[str]) -> None:
+        self.texts, self.last = texts, None
+
+    def probs(self) -> np.ndarray:
+        return self.last
+
+
+class TorchEngine(InMemoryEngine):
     """PyTorch eager: the seed's loop (fp32, padded, input order) or the scorer's bucketing."""
 
     group = "pytorch"
@@ -64,14 +74,8 @@ class TorchEngine:
         )
         self.info = {"quantized_engine": torch.backends.quantized.engine} if arith == "int8" else {}
 
-    def prepare(self, texts: list[str]) -> None:
-        self.texts, self.last = texts, None
-
     def __call__(self) -> None:
         self.last = self._padded(self.texts) if self.padded else self._bucketed(self.texts)
-
-    def probs(self) -> np.ndarray:
-        return self.last
 
     def _forward(self, feed: dict) -> np.ndarray:
         """One batch's probabilities from its input_ids and attention_mask (lists or arrays)."""
