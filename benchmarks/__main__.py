@@ -13,8 +13,10 @@ from pathlib import Path
 from common.cli import HelpFormatter, positive_int, run_stage, setup_logging
 
 COUNT = {"type": positive_int, "default": None}
-# Every option after the command: its flag and add_argument's keyword arguments.
+# Every argument: its name or flag and add_argument's keyword arguments.
 OPTIONS = [
+    ("command", {"nargs": "?", "choices": ["throughput", "quality", "all"], "default": "all",
+     "help": "what to measure"}),
     ("--model", {"dest": "model_dir", "metavar": "MODEL", "type": Path, "default":
      Path("artifacts/model"), "help": "the training stage's folder (the PyTorch model)"}),
     ("--onnx", {"dest": "onnx_dir", "metavar": "ONNX", "type": Path, "default":
@@ -53,10 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Example: python -m benchmarks all --device cpu --rows 2000",
         formatter_class=HelpFormatter,
     )
-    p.add_argument(
-        "command", nargs="?", choices=["throughput", "quality", "all"], default="all",
-        help="what to measure",
-    )  # fmt: skip
     for flag, options in OPTIONS:
         p.add_argument(flag, **options)
     args = p.parse_args(argv)
@@ -72,10 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.run import run
 
     code, record = run_stage("benchmarks", lambda: run(**vars(args)))
-    if code:
-        return code
-    print(summary(record))
-    return 0
+    if not code:
+        print(summary(record))
+    return code
 
 
 if __name__ == "__main__":

@@ -27,23 +27,6 @@ from common.metrics import macro, per_label_auc
 from common.writes import write_text
 
 
-def features(train_texts: list[str], eval_texts: list[str]):
-    """Fit word and character TF-IDF on the training texts; transform both sets."""
-    vectorizers = [
-        TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=200_000),
-        TfidfVectorizer(
-            sublinear_tf=True,
-            analyzer="char_wb",
-            ngram_range=(2, 5),
-            min_df=3,
-            max_features=200_000,
-        ),
-    ]
-    train = hstack([v.fit_transform(train_texts) for v in vectorizers]).tocsr()
-    test = hstack([v.transform(eval_texts) for v in vectorizers]).tocsr()
-    return train, test
-
-
 def _fit_predict(x_train, y: np.ndarray, x_test) -> np.ndarray:
     if len(np.unique(y)) < 2:  # logistic regression needs both classes
         return np.full(x_test.shape[0], float(y[0]) if len(y) else 0.0)
@@ -51,16 +34,24 @@ def _fit_predict(x_train, y: np.ndarray, x_test) -> np.ndarray:
     return model.predict_proba(x_test)[:, 1]
 
 
-def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str) -> dict:
+def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str, out=None) -> str:
+    """The result as JSON text, also written to `out` when given."""
     start = time.perf_counter()
     train = read_labelled_csv(data, text_column, labels, False, None)
     test = read_labelled_csv(eval_data, text_column, labels, True, None, flag="--eval-data")
-    x_train, x_test = features(train.texts, test.texts)
+    # Word and character TF-IDF, fitted on the training texts.
+    shared = {"sublinear_tf": True, "max_features": 200_000}
+    vectorizers = [
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, **shared),
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, **shared),
+    ]
+    x_train = hstack([v.fit_transform(train.texts) for v in vectorizers]).tocsr()
+    x_test = hstack([v.transform(test.texts) for v in vectorizers]).tocsr()
     probs = np.column_stack([_fit_predict(x_train, y, x_test) for y in train.labels.T])
     aucs = per_label_auc(test.labels, probs, labels)
     one_class = [n for n, y in zip(labels, train.labels.T, strict=True) if len(np.unique(y)) < 2]
     aucs.update(dict.fromkeys(one_class))  # nothing was learned for these
-    return {
+    result = {
         "model": "TF-IDF word 1-2 + char_wb 2-5 grams, logistic regression C=4 per label",
         "data": file_facts(data),
         "eval_data": file_facts(eval_data),
@@ -72,6 +63,10 @@ def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str) -
         "labels_with_one_class_in_data": one_class,
         "seconds": time.perf_counter() - start,
     }
+    text = json.dumps(result, indent=2)
+    if out:
+        write_text(out, text + "\n")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,28 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, required=True, help="labelled training CSV")
     p.add_argument("--eval-data", type=Path, required=True, help="labelled CSV to score")
     p.add_argument("--text-column", default="comment_text", help="column holding the comment")
-    p.add_argument(
-        "--labels",
-        nargs="+",
-        default=list(JIGSAW_LABELS),
-        help="label columns (the baseline has no model folder to read them from, so the default "
-        "is the six Jigsaw labels)",
-    )
+    labels = "label columns (the baseline has no model folder to read them from, so the default "
+    labels += "is the six Jigsaw labels)"
+    p.add_argument("--labels", nargs="+", default=list(JIGSAW_LABELS), help=labels)
     p.add_argument("--out", type=Path, default=None, help="also write the result as JSON here")
     args = p.parse_args(argv)
-    code, text = run_stage("benchmarks.baseline", lambda: _baseline(args))
-    if code:
-        return code
-    print(text)
-    return 0
-
-
-def _baseline(args: argparse.Namespace) -> str:
-    result = baseline(args.data, args.eval_data, args.labels, args.text_column)
-    text = json.dumps(result, indent=2)
-    if args.out:
-        write_text(args.out, text + "\n")
-    return text
+    code, text = run_stage("benchmarks.baseline", lambda: baseline(**vars(args)))
+    if not code:
+        print(text)
+    return code
 
 
 if __name__ == "__main__":

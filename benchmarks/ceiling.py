@@ -1,10 +1,7 @@
-"""How fast this device does the model's arithmetic at all, to read the engines' rates against.
-
-A bare matrix multiply with the shapes of the model's feed-forward layers, in each arithmetic the
-engines use (fp32, bf16/fp16, int8), is about the best any engine can do per operation here: an
-engine whose useful rate is near it cannot be made much faster without doing less or cheaper
-arithmetic.
-"""
+"""How fast this device does the model's arithmetic at all, to read the engines' rates against:
+a bare matrix multiply of the model's feed-forward shapes, in each arithmetic the engines use, is
+about the best any engine can do per operation here; an engine near it cannot get much faster
+without doing less or cheaper arithmetic."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ import time
 
 import torch
 
+from benchmarks.timing import synchronizer
 from benchmarks.torch_engines import quantize_linear_int8
 
 
@@ -40,27 +38,23 @@ def _kernel(device: str, arith: str, rows: int, hidden: int, inner: int):
     return (lambda: (x @ up) @ down), f"torch.matmul {arith}"
 
 
-def gemm_rate(
-    device: str, arith: str, rows: int, hidden: int, inner: int, seconds: float = 1.5
-) -> dict:
-    """G(FL)OP/s of the feed-forward pair of matrix multiplies in one arithmetic."""
+def gemm_rate(device: str, arith: str, rows: int, hidden: int, inner: int) -> dict:
+    """G(FL)OP/s of the feed-forward pair of matrix multiplies in one arithmetic, over 1.5 s."""
     step, kernel = _kernel(device, arith, rows, hidden, inner)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     with torch.inference_mode():
         for _ in range(3):
             step()  # warm-up: thread pools, kernel selection, weight packing
         sync()
         count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
+        while time.perf_counter() - start < 1.5:
             step()
             count += 1
         sync()
         elapsed = time.perf_counter() - start
-    return {
-        "gops": round(2 * 2 * rows * hidden * inner * count / elapsed / 1e9, 1),
-        "shape": f"({rows}x{hidden}) @ ({hidden}x{inner}) @ ({inner}x{hidden})",
-        "kernel": kernel,
-    }
+    gops = round(2 * 2 * rows * hidden * inner * count / elapsed / 1e9, 1)
+    shape = f"({rows}x{hidden}) @ ({hidden}x{inner}) @ ({inner}x{hidden})"
+    return {"gops": gops, "shape": shape, "kernel": kernel}
 
 
 def measure(config, device: str, tokens: int, rows: int, batch_size: int, engines: dict) -> dict:
@@ -70,19 +64,13 @@ def measure(config, device: str, tokens: int, rows: int, batch_size: int, engine
     per_token = ops_per_token(config, mean)
     batch_tokens = max(1, int(batch_size * mean))  # one bucketed batch, as the engines multiply
     needed = sorted({r["arith"] for r in engines.values() if r.get("arith")})
-    gemm = {
-        a: gemm_rate(device, a, batch_tokens, config.hidden_size, config.intermediate_size)
-        for a in needed
-    }
+    shape = (batch_tokens, config.hidden_size, config.intermediate_size)
+    gemm = {a: gemm_rate(device, a, *shape) for a in needed}
     for g in gemm.values():  # the rate a bare GEMM would give on these texts' real tokens
         g["rows_per_s"] = g["gops"] * 1e9 / (per_token * mean)
     useful = {}
     for name, r in engines.items():
-        rate = r["tokens_per_s"] * per_token / 1e9
-        ceiling = gemm.get(r.get("arith"), {}).get("gops")
-        useful[name] = {
-            "gops": rate,
-            "arith": r.get("arith"),
-            "share": rate / ceiling if ceiling else None,
-        }
+        rate, arith = r["tokens_per_s"] * per_token / 1e9, r.get("arith")
+        ceiling = gemm.get(arith, {}).get("gops")
+        useful[name] = {"gops": rate, "arith": arith, "share": rate / ceiling if ceiling else None}
     return {"op_per_token": round(per_token), "gemm": gemm, "useful": useful}

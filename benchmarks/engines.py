@@ -1,9 +1,7 @@
 """The engines under test: PyTorch (torch_engines.py), each exported variant through the scorer
-(onnxruntime, or OpenVINO for bf16), the scorer end to end.
-
-Every engine goes from a list of texts to float32 probabilities, tokenization included. It is
-prepared with the texts (untimed), called (timed), then asked for its probabilities (untimed).
-"""
+(onnxruntime, or OpenVINO for bf16), the scorer end to end. Each goes from texts to float32
+probabilities, tokenization included: prepared with the texts (untimed), called (timed), then
+asked for its probabilities (untimed)."""
 
 from __future__ import annotations
 
@@ -13,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from benchmarks.targets import engine_name, runtime
-from benchmarks.torch_engines import TorchEngine, torch_precisions
+from benchmarks.targets import engine_name
+from benchmarks.torch_engines import InMemoryEngine, TorchEngine, torch_precisions
 from common.batching import TextTokenizer
+from common.cpu import cpu_flags
 from common.errors import UserError
 from common.variants import VARIANTS
+from score.model_folder import choose_variant, read_model_folder
 
 # The exported variants each device runs through the scorer, in the table's order.
 SCORER_VARIANTS = {d: [n for n, v in VARIANTS.items() if d in v.devices] for d in ("cpu", "cuda")}
@@ -28,65 +28,46 @@ SESSION_PROVIDERS = {
 }
 
 
-class ScorerEngine:
+class ScorerEngine(InMemoryEngine):
     """One exported variant through the scorer's `Scorer.predict` (its own batching)."""
 
-    def __init__(self, onnx_dir: Path, variant: str, *, provider, batch_size, threads):
+    def __init__(self, onnx_dir: Path, variant: str, **options):  # provider, batch_size, threads
         from score.predict import Scorer
 
         start = time.perf_counter()
-        self.scorer = Scorer(
-            onnx_dir, variant=variant, provider=provider, batch_size=batch_size, threads=threads
-        )
+        self.scorer = Scorer(onnx_dir, variant=variant, **options)
         used = self.scorer.session.get_providers()[0]
-        check_provider(f"variant {variant}", provider, self.scorer.provider, used)
-        self.name, self.precision, self.arith = (
-            engine_name(variant),
-            variant,
-            VARIANTS[variant].arith,
-        )
-        self.group = runtime(variant)
+        check_provider(f"variant {variant}", options["provider"], self.scorer.provider, used)
+        self.name, self.precision = engine_name(variant), variant
+        self.arith, self.group = VARIANTS[variant].arith, VARIANTS[variant].runtime
         self.batching = "the scorer's length bucketing"
         self.provider = self.scorer.provider
-        self.info = {
-            "variant": self.scorer.variant,
-            "session_provider": used,
-            "startup_s": round(time.perf_counter() - start, 3),
-        }
-
-    def prepare(self, texts: list[str]) -> None:
-        self.texts, self.last = texts, None
+        startup = round(time.perf_counter() - start, 3)
+        self.info = {"variant": self.scorer.variant, "session_provider": used, "startup_s": startup}
 
     def __call__(self) -> None:
         self.last = self.scorer.predict(self.texts)
 
-    def probs(self) -> np.ndarray:
-        return self.last
-
 
 class EndToEndEngine:
-    """`score.run.run`: CSV in, Parquet out, as a user runs it.
-
-    Timed by the scorer's own clock, which starts once the session is open: the other engines'
-    models are loaded before timing too, and a large job pays the load once. `load_s` keeps it.
-    """
+    """`score.run.run`: CSV in, Parquet out, as a user runs it. Timed by the scorer's own clock,
+    which starts once the session is open: the other engines' models are loaded before timing
+    too, and a large job pays the load once. `load_s` keeps it."""
 
     group = "end-to-end"
     batching = "the scorer's (CSV chunks, length bucketing, Parquet writer)"
 
-    def __init__(self, onnx_dir: Path, labels: list[str], *, variant="auto", **options):
-        self.onnx_dir, self.labels, self.variant = onnx_dir, labels, variant
-        self.asked, self.options = options.pop("provider"), options  # batch_size, threads
-        self.workdir = self.options.pop("workdir")
+    def __init__(self, onnx_dir: Path, labels, workdir: Path, *, variant="auto", **options):
+        self.labels, self.workdir, self.asked = labels, workdir, options["provider"]
+        # score.run.run's arguments; each repeat replaces the last one's output
+        self.options = dict(options, model_dir=onnx_dir, variant=variant, quiet=True, force=True)
         self.name = "scorer-end-to-end" + ("" if variant == "auto" else f"-{variant}")
         self.provider, self.precision = self.asked, variant
         self.info, self.own_seconds = {"load_s": []}, None
 
     @property
-    def arith(self) -> str | None:
-        return (
-            VARIANTS[self.precision].arith if self.precision in VARIANTS else None
-        )  # known once a run has said which variant it chose
+    def arith(self) -> str | None:  # known once a run has said which variant it chose
+        return VARIANTS[self.precision].arith if self.precision in VARIANTS else None
 
     def prepare(self, texts: list[str]) -> None:
         if texts is getattr(self, "texts", None):
@@ -101,25 +82,14 @@ class EndToEndEngine:
         from score.run import run
 
         start = time.perf_counter()
-        summary = run(
-            input_path=self.csv,
-            output_path=self.parquet,
-            model_dir=self.onnx_dir,
-            provider=self.asked,
-            variant=self.variant,
-            quiet=True,
-            force=True,  # each repeat replaces the last one's output
-            **self.options,
-        )
+        summary = run(input_path=self.csv, output_path=self.parquet, **self.options)
         check_provider("the end-to-end run", self.asked, summary["provider"], None)
         self.provider, self.precision = summary["provider"], summary["variant"]
         self.own_seconds = summary["seconds"]
         load = time.perf_counter() - start - summary["seconds"]
+        self.info.update(variant=summary["variant"], variant_reason=summary["variant_reason"])
         # The output lies in a temporary folder that is gone after the run: keep its name only.
-        summary = {**summary, "output": self.parquet.name}
-        self.info.update(
-            variant=summary["variant"], variant_reason=summary["variant_reason"], summary=summary
-        )
+        self.info["summary"] = {**summary, "output": self.parquet.name}
         self.info["load_s"].append(round(load, 3))
 
     def probs(self) -> np.ndarray:
@@ -131,57 +101,39 @@ class EndToEndEngine:
 
 def check_provider(what: str, asked: str, reported: str, session_provider: str | None) -> None:
     """A session that asked for CUDA and fell back to the CPU must never pass as a GPU figure."""
-    wrong = reported != asked or (
+    if reported != asked or (
         session_provider is not None and not session_provider.startswith(SESSION_PROVIDERS[asked])
-    )
-    if wrong:
+    ):
         raise UserError(
             f"onnxruntime ran {what} on {session_provider or reported} although {asked} was "
             "asked for; install onnxruntime-gpu with its CUDA libraries or pass --device cpu"
         )
 
 
-def make_engines(
-    *, device, flags, model, tokenizer, onnx_dir, export_record, batch_size, threads, workdir
-) -> tuple[list, dict[str, str]]:
-    """Every engine of the throughput table in report order, and the engines left out, with why."""
-    max_len = int(export_record["max_length"])
-    common = {"max_len": max_len, "batch_size": batch_size, "device": device}
-    arithmetics, left_out = torch_precisions(device, flags)
+def make_engines(s, model, tokenizer, export_record: dict, workdir: Path) -> tuple[list, dict]:
+    """Every engine of the throughput table in report order, and the engines left out, with why;
+    `s` is the run's settings."""
+    flags = cpu_flags()  # all of them: the choice rules may name any flag
+    max_len, labels = int(export_record["max_length"]), export_record["labels"]
+    common = {"max_len": max_len, "batch_size": s.batch_size, "device": s.device}
+    arithmetics, left_out = torch_precisions(s.device, flags)
     engines = [TorchEngine(model, tokenizer, padded=True, **common)]
-    batcher = TextTokenizer(onnx_dir / "tokenizer.json", max_len)  # the scorer's own tokenizer
+    batcher = TextTokenizer(s.onnx_dir / "tokenizer.json", max_len)  # the scorer's own tokenizer
     engines += [TorchEngine(model, batcher, padded=False, arith=a, **common) for a in arithmetics]
-    engines += scorer_engines(onnx_dir, export_record, device, batch_size, threads)
-    options = {"provider": device, "batch_size": batch_size, "threads": threads, "workdir": workdir}
-    engines.append(EndToEndEngine(onnx_dir, export_record["labels"], **options))
-    int8 = device == "cpu" and "int8" in export_record["variants"]
-    if int8 and default_variant(onnx_dir, device, flags) != "int8":
-        # Show what asking for int8 gives end to end where the default is another variant.
-        engines.append(EndToEndEngine(onnx_dir, export_record["labels"], variant="int8", **options))
+    options = {"provider": s.device, "batch_size": s.batch_size, "threads": s.threads}
+    present = [v for v in SCORER_VARIANTS[s.device] if v in export_record["variants"]]
+    engines += [ScorerEngine(s.onnx_dir, v, **options) for v in present]
+    engines.append(EndToEndEngine(s.onnx_dir, labels, workdir, **options))
+    int8 = s.device == "cpu" and "int8" in export_record["variants"]
+    if int8 and choose_variant(read_model_folder(s.onnx_dir), "auto", s.device, flags) != "int8":
+        # Show what asking for int8 gives end to end where the scorer's `--variant auto` (its own
+        # rule, the same facts) picks another variant.
+        engines.append(EndToEndEngine(s.onnx_dir, labels, workdir, variant="int8", **options))
     return engines, {f"pytorch-{a}-bucketed": why for a, why in left_out.items()}
-
-
-def default_variant(onnx_dir: Path, device: str, flags: frozenset[str]) -> str:
-    """What the scorer's `--variant auto` runs here (its own rule, the same facts)."""
-    from score.model_folder import choose_variant, read_model_folder
-
-    return choose_variant(read_model_folder(onnx_dir), "auto", device, flags)
-
-
-def scorer_engines(onnx_dir, export_record, device, batch_size, threads) -> list[ScorerEngine]:
-    present = export_record["variants"]
-    return [
-        ScorerEngine(onnx_dir, v, provider=device, batch_size=batch_size, threads=threads)
-        for v in SCORER_VARIANTS[device]
-        if v in present
-    ]
 
 
 def missing_variants(export_record: dict, device: str) -> dict:
     """Variants this device should run that the export folder lacks, with the export's reason."""
     skipped = export_record.get("skipped", {})
-    return {
-        v: skipped.get(v, "not in export.json")
-        for v in SCORER_VARIANTS[device]
-        if v not in export_record["variants"]
-    }
+    missing = [v for v in SCORER_VARIANTS[device] if v not in export_record["variants"]]
+    return {v: skipped.get(v, "not in export.json") for v in missing}

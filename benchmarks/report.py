@@ -12,6 +12,8 @@ from benchmarks import machine, targets
 from common.writes import atomic_file, write_text
 
 CHART = "throughput.png"
+COLORS = {"pytorch": "#8c8c8c", "onnxruntime": "#1f77b4", "openvino": "#9467bd"}  # bars by group
+COLORS["end-to-end"] = "#2ca02c"
 
 
 def write(folder: Path, record: dict) -> None:
@@ -63,21 +65,17 @@ def markdown(record: dict) -> str:
         *_throughput(record),
         *_quality(record),
         *_targets(record),
-        *_notes([*targets.notes(record), *record.get("notes", [])]),
     ]
+    notes = [*targets.notes(record), *record.get("notes", [])]
+    if notes:
+        lines += ["## Notes", "", *(f"- {line}" for line in notes), ""]
     return "\n".join(lines)
 
 
-def _notes(lines: list[str]) -> list[str]:
-    return ["## Notes", "", *(f"- {line}" for line in lines), ""] if lines else []
-
-
 def command_line(s: dict) -> str:
+    folders = ["--model", s["model_dir"], "--onnx", s["onnx_dir"]]
     parts = ["python -m benchmarks", s["command"], "--device", s["device"]]
-    if s["bert_base"]:
-        parts.append("--bert-base")
-    else:
-        parts += ["--model", s["model_dir"], "--onnx", s["onnx_dir"]]
+    parts += ["--bert-base"] if s["bert_base"] else folders
     parts += ["--rows", str(s["rows"]), "--repeats", str(s["repeats"])]
     parts += ["--batch-size", str(s["batch_size"]), "--threads", str(s["threads"])]
     if s["texts"] and s["command"] != "quality":
@@ -96,11 +94,10 @@ def _setup(record: dict) -> list[str]:
         else f"real comments, a seeded random sample of {texts.get('source')}"
         + (" (file repeated to reach --rows)" if texts.get("repeated") else "")
     )
-    weights = " (random weights)" if s["bert_base"] else ""
     busy = [env["busy_before"]["cores_busy"], env["busy_after"]["cores_busy"]]
     rows = [
         ("model", f"{m['architecture']}, {m['layers']} layers, hidden {m['hidden_size']}, "
-         f"{m['parameters_m']}M parameters{weights}"),
+         f"{m['parameters_m']}M parameters{' (random weights)' * s['bert_base']}"),
         ("texts", f"{s['rows']:,} rows of {source}" if texts else "(throughput not run)"),
         ("max length, batch size", f"{s['max_length']}, {s['batch_size']}"),
         ("repeats", f"{s['repeats']} after a warm-up, interleaved across engines"),
@@ -123,8 +120,7 @@ def _setup(record: dict) -> list[str]:
 
 
 def _throughput(record: dict) -> list[str]:
-    block = record.get("throughput")
-    if not block:
+    if not (block := record.get("throughput")):
         return []
     speed = block["engines"]
     best = targets.best_pytorch(speed)
@@ -154,7 +150,8 @@ def _throughput(record: dict) -> list[str]:
             f"| {_useful(useful.get(name))} |"
         )
     p = block["profile"]
-    lines += [
+    return [
+        *lines,
         "",
         "Batching: the seed's loop pads every text to the max length in input order, one "
         "encode_plus per text; every other engine sorts by token length and pads each batch to "
@@ -170,7 +167,6 @@ def _throughput(record: dict) -> list[str]:
         f"![rows/s per engine]({CHART})",
         "",
     ]
-    return lines
 
 
 def _per(row: dict, speed: dict, base: str | None) -> str:
@@ -181,13 +177,10 @@ def _per(row: dict, speed: dict, base: str | None) -> str:
 
 def _fidelity(r: dict) -> str:
     """Max / p99 gap, worst per-label flag agreement, and which limits (if any) it breaks."""
-    agree = r.get("flag_agreement_min")
-    flags = f"{agree:.2%}" if agree is not None else "-"
-    broken = r.get("limits_broken")
-    within = "yes" if not broken else "no: " + "; ".join(broken)
-    return (
-        f"{r['max_abs_diff']:.1e} / {r.get('p99_abs_diff', float('nan')):.1e} | {flags} | {within}"
-    )
+    flags = "-" if r.get("flag_agreement_min") is None else f"{r['flag_agreement_min']:.2%}"
+    within = "no: " + "; ".join(r["limits_broken"]) if r.get("limits_broken") else "yes"
+    gap = f"{r['max_abs_diff']:.1e} / {r.get('p99_abs_diff', float('nan')):.1e}"
+    return f"{gap} | {flags} | {within}"
 
 
 def _useful(u: dict | None) -> str:
@@ -198,8 +191,7 @@ def _useful(u: dict | None) -> str:
 
 
 def _quality(record: dict) -> list[str]:
-    block = record.get("quality")
-    if not block:
+    if not (block := record.get("quality")):
         return []
     labels = list(block["positives"])
     lines = [
@@ -208,9 +200,7 @@ def _quality(record: dict) -> list[str]:
         f"{block['rows']:,} labelled rows of {block['source']} "
         f"(positives: {', '.join(f'{k} {v}' for k, v in block['positives'].items())}).",
         "",
-        "| engine | macro ROC-AUC | change vs PyTorch | max abs diff | "
-        + " | ".join(labels)
-        + " |",
+        f"| engine | macro ROC-AUC | change vs PyTorch | max abs diff | {' | '.join(labels)} |",
         "|---|---:|---:|---:|" + "---:|" * len(labels),
     ]
     for name, r in block["engines"].items():
@@ -223,8 +213,7 @@ def _quality(record: dict) -> list[str]:
 
 
 def _targets(record: dict) -> list[str]:
-    rows = record.get("targets") or []
-    if not rows:
+    if not (rows := record.get("targets")):
         return []
     mark = {True: "met", False: "**missed**", None: "not measured"}
     lines = ["## Targets", "", "| target | goal | measured | result |", "|---|---|---|---|"]
@@ -237,33 +226,22 @@ def _targets(record: dict) -> list[str]:
 
 
 def _num(value, fmt: str) -> str:
-    return (
-        "n/a"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else format(value, fmt)
-    )
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "n/a" if missing else format(value, fmt)
 
 
 def chart(record: dict, path: Path) -> None:
     """Horizontal bars of median rows/s per engine, whiskers from the slowest to fastest repeat."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing to close
 
     speed = record["throughput"]["engines"]
     names = list(speed)[::-1]
     medians = [speed[n]["rows_per_s"] for n in names]
     low = [max(0, speed[n]["rows_per_s"] - speed[n]["rows_per_s_min"]) for n in names]
     high = [max(0, speed[n]["rows_per_s_max"] - speed[n]["rows_per_s"]) for n in names]
-    colors = {
-        "pytorch": "#8c8c8c",
-        "onnxruntime": "#1f77b4",
-        "openvino": "#9467bd",
-        "end-to-end": "#2ca02c",
-    }
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(names) + 1.5))
-    ax.barh(names, medians, xerr=[low, high], color=[colors[speed[n]["group"]] for n in names])
+    fig = Figure(figsize=(8, 0.5 * len(names) + 1.5))
+    ax = fig.subplots()
+    ax.barh(names, medians, xerr=[low, high], color=[COLORS[speed[n]["group"]] for n in names])
     best = targets.best_pytorch(speed)
     for y, name in enumerate(names):
         label = (
@@ -272,22 +250,18 @@ def chart(record: dict, path: Path) -> None:
             else f"{medians[y]:,.0f} ({_per(speed[name], speed, best)}x best PyTorch)"
         )
         ax.text(speed[name]["rows_per_s_max"], y, f"  {label}", va="center", fontsize=8)
-    env = record["env"]
+    env, s = record["env"], record["settings"]
     threads = f"{env['threads']} thread{'s' * (env['threads'] > 1)}"
     isa = machine.isa_tag(frozenset(env["cpu_flags"]))
     where = env.get("gpu") or (f"{env['cpu']} ({isa})" if isa else env["cpu"])
     title = f"rows/s per engine, {where}, {threads}"
-    busy = max(env["busy_before"]["cores_busy"], env["busy_after"]["cores_busy"])
-    if env["device"] == "cpu" and busy >= 0.3:
+    if busy := targets.competing_load(env):
         title += f"\nwhile other work kept ~{busy:.1f} of {env['cores']} cores busy"
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel(
-        f"rows/s (median of {record['settings']['repeats']}; {record['settings']['rows']:,} rows)"
-    )
+    ax.set_xlabel(f"rows/s (median of {s['repeats']}; {s['rows']:,} rows)")
     ax.set_xlim(0, max(speed[n]["rows_per_s_max"] for n in names) * 1.45)
     fig.tight_layout()
     fig.savefig(path, dpi=120, format="png")  # the temporary name has no .png
-    plt.close(fig)
 
 
 def _ceiling_lines(c: dict | None) -> list[str]:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from benchmarks import ceiling, machine, models, quality, report, targets, timing
 from benchmarks import engines as eng
 from benchmarks.texts import file_facts, load_texts
-from common.cpu import cpu_flags
 from common.errors import UserError
 from common.fidelity import agreement, first_non_finite_row
-from common.labelled import JIGSAW_LABELS, read_eval_sample
+from common.labelled import read_eval_sample
 from common.variants import Limits
+from score.model_folder import read_model_folder, read_thresholds
 
 log = logging.getLogger("benchmarks")
 
@@ -25,31 +25,11 @@ DEFAULT_ROWS = {"cpu": 2000, "cuda": 20000}
 DEFAULT_BATCH = {"cpu": 64, "cuda": 256}  # the scorer's defaults
 
 
-@dataclasses.dataclass
-class Settings:
-    """What one run measures, as `python -m benchmarks` names it (None: the device's default)."""
-
-    command: str
-    device: str
-    model_dir: Path
-    onnx_dir: Path
-    bert_base: bool
-    rows: int | None
-    repeats: int
-    batch_size: int | None
-    threads: int | None
-    texts: Path | None  # None: generated texts
-    text_column: str
-    eval_data: Path | None  # None: the default labelled CSV when present
-    eval_rows: int | None
-    seed: int
-
-
-def run(*, out: Path, **options) -> dict:
+def run(*, out: Path, command: str, device: str, **options) -> dict:
     """Measure, then write report.md, results.json and throughput.png under out/<machine>/
-    (the CPU's name and key ISA, or the card's name); `options` are the Settings."""
-    s = Settings(**options)
-    s.device = resolve_device(s.device)
+    (the CPU's name and key ISA, or the card's name); `options` are the rest of the options of
+    `python -m benchmarks` (None: the device's default, generated texts, or no quality)."""
+    s = SimpleNamespace(command=command, device=resolve_device(device), **options)
     s.eval_data, notes = _eval_source(s.eval_data, s.command, s.bert_base)
     s.rows = s.rows or DEFAULT_ROWS[s.device]
     s.batch_size = s.batch_size or DEFAULT_BATCH[s.device]
@@ -60,9 +40,7 @@ def run(*, out: Path, **options) -> dict:
     timed = load_texts(s.texts, s.rows, s.text_column, s.seed) if s.command != "quality" else None
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
         if s.bert_base:
-            s.model_dir, s.onnx_dir = models.build_and_export_bert_base(
-                Path(tmp), s.device, list(JIGSAW_LABELS)
-            )
+            s.model_dir, s.onnx_dir = models.build_and_export_bert_base(Path(tmp), s.device)
         record = _measure(s, timed, Path(tmp))
     record["notes"] = notes
     record["targets"] = targets.check(record)
@@ -72,34 +50,22 @@ def run(*, out: Path, **options) -> dict:
     return record
 
 
-def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
+def _measure(s: SimpleNamespace, timed: tuple | None, workdir: Path) -> dict:
     import torch
-    from transformers import AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     export_record = models.check_folders(s.model_dir, s.onnx_dir)
     labels = export_record["labels"]
-    sample = (
-        read_eval_sample(s.eval_data, s.text_column, labels, s.eval_rows, log)
-        if s.eval_data
-        else None
-    )
+    sample = None
+    if s.eval_data:
+        sample = read_eval_sample(s.eval_data, s.text_column, labels, s.eval_rows, log)
     if s.device == "cpu":
         torch.set_num_threads(s.threads)
     env = machine.describe(s.device, s.threads)
     log.info("device %s (%s), %d threads", s.device, env.get("gpu", env["cpu"]), s.threads)
-    model = models.load_torch_model(s.model_dir, s.device)
+    model = AutoModelForSequenceClassification.from_pretrained(s.model_dir).eval().to(s.device)
     tokenizer = AutoTokenizer.from_pretrained(s.onnx_dir)
-    built, left_out = eng.make_engines(
-        device=s.device,
-        flags=cpu_flags(),  # all of them: the choice rules may name any flag
-        model=model,
-        tokenizer=tokenizer,
-        onnx_dir=s.onnx_dir,
-        export_record=export_record,
-        batch_size=s.batch_size,
-        threads=s.threads,
-        workdir=workdir,
-    )
+    built, left_out = eng.make_engines(s, model, tokenizer, export_record, workdir)
     settings = {
         # Inputs by name only: results must not carry the paths of the machine they ran on.
         **{k: v.resolve().name if isinstance(v, Path) else v for k, v in vars(s).items()},
@@ -116,7 +82,9 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
     }
     if timed is not None:
         record["texts"] = timed[1]
-        cut = _thresholds(s.onnx_dir)
+        # The model's flag thresholds: export copies thresholds.json where training wrote one.
+        has_cut = (s.onnx_dir / "thresholds.json").is_file()
+        cut = read_thresholds(read_model_folder(s.onnx_dir)) if has_cut else None
         record["throughput"] = _throughput(built, timed[0], tokenizer, settings, model.config, cut)
     if sample is not None:
         scored = [e for e in built if e.group != "end-to-end" and e.name != targets.SEED]
@@ -129,36 +97,30 @@ def _measure(s: Settings, timed: tuple | None, workdir: Path) -> dict:
 def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config, cut) -> dict:
     """Every engine timed on the same texts, its fidelity to PyTorch fp32 (held to the limits
     export holds the reduced variants to, flags at the thresholds `cut`), and the ceilings."""
-    batch_size = settings["batch_size"]
+    batch_size, device = settings["batch_size"], settings["device"]
     profile = timing.token_profile(tokenizer, texts, settings["max_length"], batch_size)
     timing.warm_up(built, texts, rows=4 * batch_size)
     started = time.time()
-    seconds = timing.time_engines(built, texts, settings["repeats"], settings["device"])
+    seconds = timing.time_engines(built, texts, settings["repeats"], device)
     reference = reference_probs(built)
-    table = {}
-    for engine in built:
-        table[engine.name] = {
-            "group": engine.group,
-            "precision": engine.precision,
-            "arith": engine.arith,
-            "batching": engine.batching,
-            "provider": engine.provider,
-            **engine.info,
-            **timing.summarize(seconds[engine.name], len(texts), profile["tokens"]),
-            **fidelity(reference, engine.probs(), cut),
+    table = {
+        e.name: {
+            **{k: getattr(e, k) for k in ("group", "precision", "arith", "batching", "provider")},
+            **e.info,
+            **timing.summarize(seconds[e.name], len(texts), profile["tokens"]),
+            **fidelity(reference, e.probs(), cut),
         }
+        for e in built
+    }
     wall_s = round(time.time() - started, 1)
-    limit = ceiling.measure(
-        config, settings["device"], profile["tokens"], len(texts), batch_size, table
-    )
+    limit = ceiling.measure(config, device, profile["tokens"], len(texts), batch_size, table)
     return {"engines": table, "profile": profile, "wall_s": wall_s, "ceiling": limit}
 
 
 def reference_probs(built: list) -> np.ndarray:
     """PyTorch fp32's probabilities, which every engine is compared with; they must be finite."""
     reference = next(e for e in built if e.name == quality.REFERENCE).probs()
-    bad = first_non_finite_row(reference)
-    if bad is not None:
+    if (bad := first_non_finite_row(reference)) is not None:
         raise UserError(
             f"PyTorch fp32 ({quality.REFERENCE}) gives NaN or inf for text {bad}: the model is "
             "broken; pass --model with a model trained without NaN weights"
@@ -170,23 +132,12 @@ def fidelity(reference: np.ndarray, probs: np.ndarray, thresholds=None) -> dict:
     """The finite-and-close rule (inf gap on NaN; non-finite = failed), then the fidelity
     figures and the limits (common.variants.Limits) they break, as export checks a variant."""
     bad = first_non_finite_row(probs)
-    figures = agreement(reference, probs, thresholds)
-    figures["sample_rows"] = len(reference)
+    figures = {**agreement(reference, probs, thresholds), "sample_rows": len(reference)}
     return {
-        "max_abs_diff": figures["max_abs_diff"],
-        "p99_abs_diff": figures["p99_abs_diff"],
-        "flag_agreement_min": figures.get("flag_agreement_min"),
+        **{k: figures.get(k) for k in ("max_abs_diff", "p99_abs_diff", "flag_agreement_min")},
         "limits_broken": Limits().broken(figures),
         "failed": None if bad is None else f"NaN or inf probabilities (first at text {bad})",
     }
-
-
-def _thresholds(onnx_dir: Path) -> np.ndarray | None:
-    """The model's flag thresholds (export copies thresholds.json), or None without them."""
-    from score.model_folder import read_model_folder, read_thresholds
-
-    folder = read_model_folder(onnx_dir)
-    return read_thresholds(folder) if (onnx_dir / "thresholds.json").is_file() else None
 
 
 def _eval_source(eval_data: Path | None, command: str, bert_base: bool):

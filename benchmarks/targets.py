@@ -1,6 +1,5 @@
 """The speed and quality targets checked against one run: goal, measured ratio, met or not, and
-for a miss the figures that say why (rates, and how far each engine is from its GEMM ceiling).
-"""
+for a miss the figures that say why (rates, and how far each engine is from its GEMM ceiling)."""
 
 from __future__ import annotations
 
@@ -12,14 +11,9 @@ AUC_TOLERANCE = 0.002  # the bound on the macro ROC-AUC change of any default va
 UNIT = {"int8": "GOP/s"}  # integer operations; every other arithmetic counts GFLOP/s
 
 
-def runtime(variant: str) -> str:
-    """What runs an exported variant in the scorer (common/variants.py)."""
-    return VARIANTS[variant].runtime
-
-
 def engine_name(variant: str) -> str:
     """The throughput table's name of a variant run through the scorer, e.g. `openvino-bf16`."""
-    return f"{runtime(variant)}-{variant}"
+    return f"{VARIANTS[variant].runtime}-{variant}"
 
 
 def ranked(speed: dict) -> dict:
@@ -37,21 +31,20 @@ def check(record: dict) -> list[dict]:
     speed = record.get("throughput", {}).get("engines", {})
     if not speed:
         return []
+    best = best_pytorch(speed)
     if record["settings"]["device"] == "cpu":
         rows = [
-            _ratio(speed, E2E, best_pytorch(speed), 1.5, "scorer end to end vs the best PyTorch"),
+            _ratio(speed, E2E, best, 1.5, "scorer end to end vs the best PyTorch"),
             _ratio(speed, E2E, SEED, 5.0, "scorer end to end vs the seed's loop"),
             _auc(record),
         ]
     else:
         rows = [
             _ratio(speed, E2E, SEED, 10.0, "scorer end to end vs the seed's loop"),
-            _ratio(
-                speed, "onnxruntime-fp16", best_pytorch(speed), 1.3, "ORT fp16 vs the best PyTorch"
-            ),
+            _ratio(speed, "onnxruntime-fp16", best, 1.3, "ORT fp16 vs the best PyTorch"),
             _absolute(speed, E2E, 20_000, "scorer end to end, rows/s (bert-base-sized model)"),
         ]
-        if not _is_bert_base(record["model"]):
+        if (record["model"].get("hidden_size"), record["model"].get("layers")) != (768, 12):
             for row in rows:
                 row["caveat"] = "the GPU targets are set for a bert-base-sized model"
     for row in rows:
@@ -83,21 +76,14 @@ def _auc(record: dict) -> dict:
     """The scorer's default variant must score as PyTorch does on the labelled rows."""
     variant = record["throughput"]["engines"].get(E2E, {}).get("variant")
     name = engine_name(variant)
-    row = {
-        "target": f"macro ROC-AUC change of the default variant ({variant}) vs PyTorch fp32",
-        "goal": f"within {AUC_TOLERANCE} either way",
-        "threshold": AUC_TOLERANCE,
-        "engine": name,
-    }
+    what = f"macro ROC-AUC change of the default variant ({variant}) vs PyTorch fp32"
+    row = {"target": what, "goal": f"within {AUC_TOLERANCE} either way", "threshold": AUC_TOLERANCE}
+    row["engine"] = name
     change = record.get("quality", {}).get("engines", {}).get(name, {}).get("roc_auc_change")
     if change is None:
         return {**row, "measured": "not measured", "value": None, "met": None}
-    return {
-        **row,
-        "measured": f"{change:+.4f}",
-        "value": change,
-        "met": abs(change) <= AUC_TOLERANCE,
-    }
+    met = abs(change) <= AUC_TOLERANCE
+    return {**row, "measured": f"{change:+.4f}", "value": change, "met": met}
 
 
 def why_missed(record: dict, row: dict) -> str:
@@ -110,7 +96,9 @@ def why_missed(record: dict, row: dict) -> str:
     if row["target"].startswith("macro ROC-AUC"):
         diff = record["quality"]["engines"][name]["max_abs_diff"]
         return f"{name}'s probabilities differ from PyTorch fp32's by up to {diff:.3f}"
-    model = _model_engine(speed, name)
+    # The Scorer.predict engine of the variant an end-to-end run used (model only, no I/O).
+    same = engine_name(speed[name]["variant"]) if speed[name].get("variant") else None
+    model = same if name.startswith(E2E) and same in speed else name
     have = f"runs {speed[name]['rows_per_s']:,.0f} rows/s"
     if model != name:
         have += f" ({speed[model]['rows_per_s']:,.0f} for the model alone, {model})"
@@ -148,17 +136,6 @@ def _ceilings(record: dict, need: float) -> str:
     return text + (f"; {' and '.join(short)} cannot reach {need:,.0f}" if short else "")
 
 
-def _model_engine(speed: dict, name: str) -> str:
-    """The Scorer.predict engine of the variant an end-to-end run used (model only, no I/O)."""
-    variant = speed[name].get("variant")
-    same = engine_name(variant) if variant else None
-    return same if name.startswith(E2E) and same in speed else name
-
-
-def _is_bert_base(model: dict) -> bool:
-    return model.get("hidden_size") == 768 and model.get("layers") == 12
-
-
 def notes(record: dict) -> list[str]:
     """Facts a reader needs next to the tables: competing load, failed engines."""
     lines = [
@@ -167,10 +144,15 @@ def notes(record: dict) -> list[str]:
         if r.get("failed")
     ]
     env = record.get("env", {})
-    busy = max(env.get(k, {}).get("cores_busy", 0) for k in ("busy_before", "busy_after"))
-    if env.get("device") == "cpu" and busy >= 0.3:
+    if busy := competing_load(env):
         lines.append(
             f"Other work kept about {busy:.1f} of {env.get('cores')} cores busy: CPU figures are "
             "lower than an idle machine gives, and the ratios noisier."
         )
     return lines
+
+
+def competing_load(env: dict) -> float | None:
+    """The cores other work kept busy during a CPU run, when enough to skew its figures."""
+    busy = max(env.get(k, {}).get("cores_busy", 0) for k in ("busy_before", "busy_after"))
+    return busy if env.get("device") == "cpu" and busy >= 0.3 else None

@@ -26,21 +26,30 @@ _WORDS = (  # noqa: SIM905 (as a list literal, 80 words would take 80 lines)
 
 
 def load_texts(path: Path | None, rows: int, text_column: str, seed: int) -> tuple[list, dict]:
-    """`rows` comments drawn at random (seeded) from `path`, or generated ones when it is None."""
+    """`rows` comments drawn at random (seeded) from the --texts CSV (null read as empty text), or
+    generated ones when `path` is None; a bad CSV is a UserError."""
     if path is None:
         log.info("no --texts: generating %d stand-in texts", rows)
         return generated_texts(rows, seed), {"source": "generated", "rows": rows}
-    texts = read_column(path, text_column)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; pass --texts with a CSV of comments")
+    try:
+        frame = pl.read_csv(path, infer_schema=False)
+    except pl.exceptions.PolarsError as e:
+        raise UserError(f"{path} is not a readable CSV ({type(e).__name__}); fix the file") from e
+    if text_column not in frame.columns:
+        raise UserError(
+            f"{path} has no column {text_column!r} (found: {', '.join(frame.columns)}); "
+            "pass --text-column"
+        )
+    if frame.height == 0:
+        raise UserError(f"{path} has no rows; give a CSV with comments")
+    texts = frame[text_column].fill_null("").to_list()
     order = np.random.default_rng(seed).permutation(len(texts))
     # More rows than the file holds: repeat the shuffled file (said in the report).
     picked = [texts[i] for i in np.resize(order, rows)]
-    return picked, {
-        **file_facts(path),
-        "rows": rows,
-        "rows_in_file": len(texts),
-        "repeated": rows > len(texts),
-        "seed": seed,
-    }
+    facts = {"rows": rows, "rows_in_file": len(texts), "repeated": rows > len(texts), "seed": seed}
+    return picked, {**file_facts(path), **facts}
 
 
 def file_facts(path: Path) -> dict:
@@ -52,35 +61,13 @@ def file_facts(path: Path) -> dict:
     return {"source": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
-def read_column(path: Path, column: str) -> list[str]:
-    """The --texts column of a CSV, null read as empty text; problems become a UserError."""
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; pass --texts with a CSV of comments")
-    try:
-        frame = pl.read_csv(path, infer_schema=False, columns=None)
-    except pl.exceptions.PolarsError as e:
-        raise UserError(f"{path} is not a readable CSV ({type(e).__name__}); fix the file") from e
-    if column not in frame.columns:
-        raise UserError(
-            f"{path} has no column {column!r} (found: {', '.join(frame.columns)}); "
-            "pass --text-column"
-        )
-    if frame.height == 0:
-        raise UserError(f"{path} has no rows; give a CSV with comments")
-    return frame[column].fill_null("").to_list()
-
-
 def generated_texts(rows: int, seed: int) -> list[str]:
     """Word salad whose lengths follow real comments, so padding costs what it costs on them.
-
     MiniLM tokens per text: median 44, p95 ~265, 17% over 128; a 5,000-row sample of Jigsaw's
-    train.csv gives 45, 285 and 16%.
-    """
+    train.csv gives 45, 285 and 16%."""
     rng = np.random.default_rng(seed)
     lengths = np.clip(rng.lognormal(mean=np.log(42), sigma=1.1, size=rows), 1, 4000).astype(int)
     words = np.asarray(_WORDS)
-    texts = []
-    for n in lengths:
-        picked = words[rng.integers(0, len(words), size=n)]
-        texts.append(" ".join(picked).capitalize() + ".")
-    return texts
+    return [
+        " ".join(words[rng.integers(0, len(words), size=n)]).capitalize() + "." for n in lengths
+    ]

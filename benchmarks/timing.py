@@ -7,17 +7,14 @@ import statistics
 import time
 
 import numpy as np
+import torch
 
 log = logging.getLogger("benchmarks")
 
 
 def synchronizer(device: str):
     """`torch.cuda.synchronize` before each clock read on CUDA, so queued kernels are counted."""
-    if device != "cuda":
-        return lambda: None
-    import torch
-
-    return torch.cuda.synchronize
+    return torch.cuda.synchronize if device == "cuda" else lambda: None
 
 
 def warm_up(engines: list, texts: list[str], rows: int) -> None:
@@ -43,13 +40,9 @@ def time_engines(engines: list, texts: list[str], repeats: int, device: str) -> 
             # The end-to-end engine reports its own clock (session load left out).
             took = getattr(engine, "own_seconds", None) or time.perf_counter() - start
             seconds[engine.name].append(took)
+            rate = len(texts) / took
             log.info(
-                "repeat %d/%d %-26s %8.2f s %9.1f rows/s",
-                repeat,
-                repeats,
-                engine.name,
-                took,
-                len(texts) / took,
+                "repeat %d/%d %-26s %8.2f s %9.1f rows/s", repeat, repeats, engine.name, took, rate
             )
     return seconds
 
@@ -82,11 +75,9 @@ def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) ->
     one_by_one_s = time.perf_counter() - start
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
-    ordered = np.sort(lengths)  # the scorer's batches hold consecutive lengths in this order
-    bucketed = sum(
-        int(b.max()) * len(b)
-        for b in np.split(ordered, range(batch_size, len(ordered), batch_size))
-    )
+    # The scorer's batches hold consecutive lengths in sorted order.
+    batches = np.split(np.sort(lengths), range(batch_size, len(lengths), batch_size))
+    bucketed = sum(int(b.max()) * len(b) for b in batches)
     tokens = int(lengths.sum())
     return {
         "tokens": tokens,

@@ -1,6 +1,5 @@
 """PyTorch engines: the seed's padded loop and length-bucketed eager runs in fp32, bf16/fp16
-autocast and dynamic int8, and which of them a user would pick on this device (flags passed in).
-"""
+autocast and dynamic int8, and which of them a user would pick on this device (flags passed in)."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from common import cpu
 from common.batching import CUDA_PAD_TO, in_input_order
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+FEED = ("input_ids", "attention_mask")  # the model's inputs
 NO_BF16 = (
     f"{cpu.NO_BF16}, so bf16 autocast converts in software and runs slower than fp32: no user "
     "would pick it"
@@ -43,54 +43,47 @@ def quantize_linear_int8(model):
         )
 
 
-class TorchEngine:
+class InMemoryEngine:
+    """An engine whose call leaves its probabilities in memory (`last`)."""
+
+    def prepare(self, texts: list[str]) -> None:
+        self.texts, self.last = texts, None
+
+    def probs(self) -> np.ndarray:
+        return self.last
+
+
+class TorchEngine(InMemoryEngine):
     """PyTorch eager: the seed's loop (fp32, padded, input order) or the scorer's bucketing."""
 
     group = "pytorch"
 
     def __init__(self, model, tokenizer, *, max_len, batch_size, device, padded, arith="fp32"):
         """`tokenizer`: transformers' for the seed's padded loop, else common.batching's."""
-        self.tokenizer, self.arith = tokenizer, arith
+        self.tokenizer, self.arith, self.padded = tokenizer, arith, padded
         self.model = quantize_linear_int8(model) if arith == "int8" else model
-        self.max_len, self.batch_size, self.device, self.padded = (
-            max_len,
-            batch_size,
-            device,
-            padded,
-        )
-        self.precision = {
-            "fp32": "fp32",
-            "int8": "int8 dynamic (nn.Linear)",
-        }.get(arith, f"{arith} autocast")
+        self.max_len, self.batch_size = max_len, batch_size
+        self.device = self.provider = device
+        named = {"fp32": "fp32", "int8": "int8 dynamic (nn.Linear)"}
+        self.precision = named.get(arith, f"{arith} autocast")
         self.name = f"pytorch-{arith}-{'padded' if padded else 'bucketed'}"
         self.batching = (
             f"padded to {max_len}, input order, one encode_plus per text (the seed's loop)"
             if padded
             else "sorted by token length, padded to each batch's longest"
         )
-        self.provider = device
         self.info = {"quantized_engine": torch.backends.quantized.engine} if arith == "int8" else {}
-
-    def prepare(self, texts: list[str]) -> None:
-        self.texts, self.last = texts, None
 
     def __call__(self) -> None:
         self.last = self._padded(self.texts) if self.padded else self._bucketed(self.texts)
 
-    def probs(self) -> np.ndarray:
-        return self.last
-
-    def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-        cast = (
-            torch.autocast(self.device, dtype=AUTOCAST[self.arith])
-            if self.arith in AUTOCAST
-            else contextlib.nullcontext()
-        )
+    def _forward(self, feed: dict) -> np.ndarray:
+        """One batch's probabilities from its input_ids and attention_mask (lists or arrays)."""
+        dtype = AUTOCAST.get(self.arith)
+        cast = torch.autocast(self.device, dtype=dtype) if dtype else contextlib.nullcontext()
         with torch.inference_mode(), cast:
-            logits = self.model(
-                input_ids=ids.to(self.device, non_blocking=True),
-                attention_mask=mask.to(self.device, non_blocking=True),
-            ).logits
+            inputs = {k: torch.as_tensor(feed[k]).to(self.device, non_blocking=True) for k in FEED}
+            logits = self.model(**inputs).logits
         return torch.sigmoid(logits.float()).cpu().numpy()
 
     def _padded(self, texts: list[str]) -> np.ndarray:
@@ -102,17 +95,12 @@ class TorchEngine:
                 )
                 for text in texts[start : start + self.batch_size]
             ]
-            ids = torch.tensor([e["input_ids"] for e in encoded])
-            mask = torch.tensor([e["attention_mask"] for e in encoded])
-            out.append(self._forward(ids, mask))
+            out.append(self._forward({k: [e[k] for e in encoded] for k in FEED}))
         return np.concatenate(out)
 
     def _bucketed(self, texts: list[str]) -> np.ndarray:
         """The scorer's batches (common.batching): sorted by token count, padded per batch."""
-
-        def run(feed: dict[str, np.ndarray]) -> np.ndarray:
-            ids, mask = (torch.from_numpy(feed[k]) for k in ("input_ids", "attention_mask"))
-            return self._forward(ids, mask)
-
         pad_to = CUDA_PAD_TO if self.device == "cuda" else 1
-        return in_input_order(self.tokenizer.tokenize(texts), run, self.batch_size, pad_to)
+        return in_input_order(
+            self.tokenizer.tokenize(texts), self._forward, self.batch_size, pad_to
+        )

