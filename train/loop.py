@@ -13,17 +13,22 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from common.errors import UserError
-from train.batching import collate, length_grouped_batches, sorted_batches
+from train.batching import collate, sorted_batches
 from train.model import named_classifier_head
 
 log = logging.getLogger("train")
+LOG_EVERY = 50  # steps
 
 
 @dataclass
 class Precision:
     device: torch.device
     autocast_dtype: torch.dtype | None  # None: plain fp32
-    scaler: torch.amp.GradScaler | None
+
+    def __post_init__(self) -> None:
+        # fp16 scales the loss so small gradients do not underflow; disabled, it passes through
+        fp16 = self.autocast_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
 
     @property
     def name(self) -> str:
@@ -42,16 +47,11 @@ def choose_precision(device: str) -> Precision:
             "--device cuda was asked for but torch sees no CUDA device; use --device cpu"
         )
     if device == "cpu" or not torch.cuda.is_available():
-        return Precision(torch.device("cpu"), None, None)
+        return Precision(torch.device("cpu"), None)
     torch.backends.cuda.matmul.allow_tf32 = True  # for the fp32 parts outside autocast
     torch.backends.cudnn.allow_tf32 = True
-    if torch.cuda.is_bf16_supported():
-        return Precision(torch.device("cuda"), torch.bfloat16, None)
-    return Precision(torch.device("cuda"), torch.float16, torch.amp.GradScaler("cuda"))
-
-
-def classifier_head(model) -> torch.nn.Linear:
-    return named_classifier_head(model)[1]
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return Precision(torch.device("cuda"), dtype)
 
 
 def init_head_bias(model, labels: np.ndarray) -> None:
@@ -63,7 +63,7 @@ def init_head_bias(model, labels: np.ndarray) -> None:
     """
     share = np.clip(labels.mean(axis=0), 1e-4, 1 - 1e-4)
     with torch.no_grad():
-        classifier_head(model).bias.copy_(torch.as_tensor(np.log(share / (1 - share))))
+        named_classifier_head(model)[1].bias.copy_(torch.as_tensor(np.log(share / (1 - share))))
 
 
 def make_optimizer(
@@ -71,7 +71,7 @@ def make_optimizer(
 ):
     """AdamW with the fresh classifier head on its own (higher) learning rate."""
     fused = device.type == "cuda"  # fused AdamW: one kernel for all parameters
-    head = set(classifier_head(model).parameters())
+    head = set(named_classifier_head(model)[1].parameters())
     groups = [
         {"params": [p for p in model.parameters() if p not in head], "lr": lr},
         {"params": list(head), "lr": head_lr},
@@ -81,26 +81,12 @@ def make_optimizer(
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
 
 
-def train_one_epoch(
-    model,
-    input_ids,
-    labels,
-    *,
-    optimizer,
-    scheduler,
-    precision,
-    batch_size,
-    pad_id,
-    rng,
-    max_steps,
-    epoch,
-    log_every=50,
-) -> dict:
-    """One pass over the length-grouped batches; returns mean loss, steps and samples/s."""
+def train_one_epoch(model, input_ids, labels, batches, steps, precision, pad_id, epoch) -> dict:
+    """One pass over `batches` with `steps` (optimizer, scheduler); returns mean loss, steps and
+    samples/s."""
+    optimizer, scheduler = steps
     model.train()
     multiple = 8 if precision.device.type == "cuda" else 1  # tensor cores like multiples of 8
-    lengths = np.asarray([len(x) for x in input_ids])
-    batches = length_grouped_batches(lengths, batch_size, rng)[:max_steps]
     loss_sum, seen, start = torch.zeros((), device=precision.device), 0, time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
     for step, rows in enumerate(bar, 1):
@@ -110,7 +96,7 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach() * len(rows)
         seen += len(rows)
-        if step % log_every == 0 or step == len(batches):
+        if step % LOG_EVERY == 0 or step == len(batches):
             mean = (loss_sum / seen).item()  # sync point: only on logging steps
             rate = seen / (time.perf_counter() - start)
             bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.0f}")
@@ -139,12 +125,7 @@ def _loss(model, batch: dict, labels: np.ndarray, precision: Precision) -> torch
 
 
 def _backward_and_step(model, loss, optimizer, scaler) -> None:
-    """Backward, clip the gradient norm to 1, step; through the fp16 grad scaler if there is one."""
-    if scaler is None:
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        return
+    """Backward, clip the gradient norm to 1, step, all through the grad scaler."""
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -153,9 +134,7 @@ def _backward_and_step(model, loss, optimizer, scaler) -> None:
 
 
 @torch.inference_mode()
-def evaluate(
-    model, input_ids, labels, *, precision, batch_size, pad_id
-) -> tuple[float, np.ndarray]:
+def evaluate(model, input_ids, labels, precision, batch_size, pad_id) -> tuple[float, np.ndarray]:
     """Mean BCE-with-logits (as in training) and sigmoid probabilities, in the rows' order."""
     model.eval()
     out = np.empty((len(input_ids), model.config.num_labels), dtype=np.float32)
