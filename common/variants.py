@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from common.cpu import BF16_FLAGS, INT8_DOT_FLAGS, bf16_flag
+from common.cpu import BF16_FLAGS, INT8_DOT_FLAGS, VNNI_FLAGS, bf16_flag
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,8 @@ AUTO_ORDER = {
 # Why a CPU flag makes a variant worth trying: the summary line of score quotes it.
 FLAG_REASONS = {
     "amx_int8": "AMX multiplies int8 matrices in tiles",
-    "avx512_vnni": "VNNI does int8 dot products in one instruction",
-    "avx_vnni": "VNNI does int8 dot products in one instruction",
-    "amx_bf16": "OpenVINO runs its bf16 matrix multiplies in hardware",
-    "avx512_bf16": "OpenVINO runs its bf16 matrix multiplies in hardware",
+    **dict.fromkeys(VNNI_FLAGS, "VNNI does int8 dot products in one instruction"),
+    **dict.fromkeys(BF16_FLAGS, "OpenVINO runs its bf16 matrix multiplies in hardware"),
 }
 
 
