@@ -67,12 +67,11 @@ def key_flags(flags: frozenset[str]) -> list[str]:
 
 def this_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFacts:
     """This machine's CPU, read from /proc/cpuinfo where there is one."""
-    machine = platform.machine() or "unknown"
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return CpuFacts(platform.processor() or "unknown", machine)
-    return parse_cpuinfo(text, machine)
+        text = ""  # no model name or flags to read
+    return parse_cpuinfo(text, platform.machine() or "unknown")
 
 
 def parse_cpuinfo(text: str, machine: str) -> CpuFacts:

@@ -72,7 +72,7 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's live process
+        pass  # another user's live process
     return True
 
 
@@ -123,14 +123,11 @@ def write_text(target: Path, text: str) -> None:
 def staged_folder(out: Path) -> Iterator[Path]:
     """Yield an empty folder beside `out`; when the block succeeds every file in it is fsynced
     and it replaces `out` (the old one is deleted only once the new one is in place)."""
+    tmp = temp_name(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out)
-        tmp = temp_name(out)
         tmp.mkdir()
-    except OSError as e:
-        _raise_write_error(e, out)
-    try:
         yield tmp
         _fsync_tree(tmp)
         _swap_in(tmp, out)

@@ -13,19 +13,9 @@ from pathlib import Path
 from common.labelled import JIGSAW_LABELS
 
 TOPICS = [
-    "history",
-    "geography",
-    "football",
-    "chemistry",
-    "the election",
-    "jazz",
-    "railways",
-    "astronomy",
-    "cooking",
-    "the river",
-    "medieval castles",
-    "software licences",
-]
+    "history", "geography", "football", "chemistry", "the election", "jazz", "railways",
+    "astronomy", "cooking", "the river", "medieval castles", "software licences",
+]  # fmt: skip
 CLEAN = [
     "Thanks for fixing the {t} article, the sources look much better now.",
     "I moved the paragraph about {t} to the talk page until we find a citation.",

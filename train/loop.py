@@ -90,7 +90,9 @@ def train_one_epoch(model, input_ids, labels, batches, steps, precision, pad_id,
     loss_sum, seen, start = torch.zeros((), device=precision.device), 0, time.perf_counter()
     bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=None, leave=False)
     for step, rows in enumerate(bar, 1):
-        loss = _loss(model, collate(input_ids, rows, pad_id, multiple), labels[rows], precision)
+        logits = _logits(model, collate(input_ids, rows, pad_id, multiple), precision)
+        target = torch.as_tensor(labels[rows], device=precision.device)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
         _backward_and_step(model, loss, optimizer, precision.scaler)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -115,13 +117,11 @@ def train_one_epoch(model, input_ids, labels, batches, steps, precision, pad_id,
     }
 
 
-def _loss(model, batch: dict, labels: np.ndarray, precision: Precision) -> torch.Tensor:
-    """BCE-with-logits of one batch, the forward pass under the run's autocast."""
+def _logits(model, batch: dict, precision: Precision) -> torch.Tensor:
+    """The forward pass under the run's autocast; logits in fp32."""
     inputs = {k: v.to(precision.device, non_blocking=True) for k, v in batch.items()}
     with precision.autocast():
-        logits = model(**inputs).logits
-    target = torch.as_tensor(labels, device=precision.device)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+        return model(**inputs).logits.float()
 
 
 def _backward_and_step(model, loss, optimizer, scaler) -> None:
@@ -139,10 +139,7 @@ def evaluate(model, input_ids, labels, precision, batch_size, pad_id) -> tuple[f
     model.eval()
     out = np.empty((len(input_ids), model.config.num_labels), dtype=np.float32)
     for rows in sorted_batches(np.asarray([len(x) for x in input_ids]), batch_size * 2):
-        inputs = {k: v.to(precision.device) for k, v in collate(input_ids, rows, pad_id).items()}
-        with precision.autocast():
-            logits = model(**inputs).logits
-        out[rows] = logits.float().cpu().numpy()
+        out[rows] = _logits(model, collate(input_ids, rows, pad_id), precision).cpu().numpy()
     logits = torch.from_numpy(out)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels))
     return float(loss), torch.sigmoid(logits).numpy()

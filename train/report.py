@@ -30,8 +30,7 @@ def format_stats(epochs: list[dict]) -> str:
 
 
 def write_stats(epochs: list[dict], out: Path) -> None:
-    frame = stats_frame(epochs)
-    frame.to_csv(out / "stats.csv", index=False)
+    stats_frame(epochs).to_csv(out / "stats.csv", index=False)
     dump_json(epochs, out / "stats.json")
 
 
