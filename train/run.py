@@ -17,10 +17,9 @@ from common.errors import UserError
 from common.labelled import LabelledData, read_labelled_csv
 from common.writes import check_target, staged_folder
 from train import loop, report, summary
-from train.batching import length_grouped_batches
+from train.batching import Encoded, encode, length_grouped_batches
 from train.metrics import best_f1_thresholds, roc_auc_report
 from train.model import check_model_arg, load_model, load_tokenizer
-from train.tokens import Encoded, encode
 
 log = logging.getLogger("train")
 
