@@ -14,6 +14,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from common.errors import UserError
 from train.batching import collate, sorted_batches
+from train.metrics import roc_auc_report
 from train.model import named_classifier_head
 
 log = logging.getLogger("train")
@@ -134,12 +135,14 @@ def _backward_and_step(model, loss, optimizer, scaler) -> None:
 
 
 @torch.inference_mode()
-def evaluate(model, input_ids, labels, precision, batch_size, pad_id) -> tuple[float, np.ndarray]:
-    """Mean BCE-with-logits (as in training) and sigmoid probabilities, in the rows' order."""
+def evaluate(model, input_ids, labels, precision, batch_size, pad_id) -> tuple:
+    """Mean BCE-with-logits (as in training), sigmoid probabilities in the rows' order, and the
+    ROC-AUC report."""
     model.eval()
     out = np.empty((len(input_ids), model.config.num_labels), dtype=np.float32)
     for rows in sorted_batches(np.asarray([len(x) for x in input_ids]), batch_size * 2):
         out[rows] = _logits(model, collate(input_ids, rows, pad_id), precision).cpu().numpy()
     logits = torch.from_numpy(out)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(labels))
-    return float(loss), torch.sigmoid(logits).numpy()
+    probs = torch.sigmoid(logits).numpy()
+    return float(loss), probs, roc_auc_report(labels, probs, list(model.config.label2id))

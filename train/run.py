@@ -18,7 +18,7 @@ from common.labelled import LabelledData, read_labelled_csv
 from common.writes import check_target, staged_folder
 from train import loop, report, summary
 from train.batching import Encoded, encode, length_grouped_batches
-from train.metrics import best_f1_thresholds, roc_auc_report
+from train.metrics import best_f1_thresholds
 from train.model import check_model_arg, load_model, load_tokenizer
 
 log = logging.getLogger("train")
@@ -129,7 +129,7 @@ def _fit(net, encoded: Encoded, label_array, split, precision, o: Options, pad_i
         )
         remaining -= stats["steps"]
         start = time.perf_counter()
-        loss, probs, auc = _score(net, val_ids, val_labels, precision, o.batch_size, pad_id)
+        loss, probs, auc = loop.evaluate(net, val_ids, val_labels, precision, o.batch_size, pad_id)
         row = {"epoch": epoch, **stats, "valid_loss": loss, **auc}
         row["valid_time_s"] = time.perf_counter() - start
         epochs.append(row)
@@ -161,17 +161,10 @@ def _better(row: dict, best: dict) -> bool:
     return a > b
 
 
-def _score(net, input_ids, labels, precision, batch_size: int, pad_id: int):
-    """Loss, probabilities and ROC-AUC report of `net` on these rows."""
-    loss, probs = loop.evaluate(net, input_ids, labels, precision, batch_size, pad_id)
-    return loss, probs, roc_auc_report(labels, probs, list(net.config.label2id))
-
-
 def _evaluate(net, tokenizer, eval_set: LabelledData, precision, o: Options) -> dict:
     input_ids = encode(tokenizer, eval_set.texts, o.max_len).input_ids
-    loss, _, auc = _score(
-        net, input_ids, eval_set.labels, precision, o.batch_size, tokenizer.pad_token_id
-    )
+    pad_id = tokenizer.pad_token_id
+    loss, _, auc = loop.evaluate(net, input_ids, eval_set.labels, precision, o.batch_size, pad_id)
     metrics = {"rows": len(eval_set.texts), "loss": loss, **auc}
     log.info("eval ROC-AUC macro %.4f on %d rows", metrics["roc_auc_macro"], metrics["rows"])
     return metrics
