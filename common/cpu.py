@@ -1,8 +1,6 @@
 """The facts about this CPU that choose a branch (int8 preset, CPU variant): read once, passed in.
-
-Every choice made from these facts is a pure function of a `CpuFacts`, so tests run each branch
-on any machine by passing another CPU's facts.
-"""
+Every choice made from them is a pure function of a `CpuFacts`, so tests run each branch on any
+machine by passing another CPU's facts."""
 
 from __future__ import annotations
 

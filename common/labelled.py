@@ -1,11 +1,8 @@
-"""The one labelled-CSV reader (Jigsaw format) and its rules, for every stage that reads labels.
-
-Used by train (--data, --eval-data), train.thresholds, export --eval-data and the benchmarks.
-Rules: every label is 0 or 1 (surrounding spaces allowed); "-1" marks Jigsaw's unscored rows,
-which are refused or, with drop_unlabeled, left out and counted; any other value, an empty
-label, a missing column or an unreadable file is refused with a one-line UserError naming the
-file, the row and the fix. No row is ever dropped without being counted.
-"""
+"""The one labelled-CSV reader (Jigsaw format) and its rules, for every stage that reads labels:
+every label is 0 or 1 (surrounding spaces allowed); "-1" marks Jigsaw's unscored rows, which are
+refused or, with drop_unlabeled, left out and counted; any other value, an empty label, a missing
+column or an unreadable file is a one-line UserError naming the file, the row and the fix. No row
+is ever dropped without being counted."""
 
 from __future__ import annotations
 

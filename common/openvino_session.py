@@ -1,11 +1,8 @@
 """OpenVINO on the CPU: the `bf16` variant (model.onnx in bf16) and `int8-static` (NNCF's IR).
-
-onnxruntime's CPU provider has no bf16 matrix multiply on x86, so on CPUs whose bf16 arithmetic
-runs in hardware (avx512_bf16, amx_bf16) OpenVINO runs model.onnx itself, with bf16 as its
-inference precision: 1.5x PyTorch's bf16 autocast on Zen 4 (docs/variants.md). The session
-offers the slice of onnxruntime's InferenceSession that export, score and the benchmarks call
-(`get_inputs`, `get_providers`, `run`), so one code path serves both runtimes.
-"""
+onnxruntime's CPU provider has no bf16 matrix multiply on x86, so where bf16 runs in hardware
+OpenVINO runs model.onnx in bf16: 1.5x PyTorch's bf16 autocast on Zen 4 (docs/variants.md). The
+session offers the part of onnxruntime's InferenceSession that callers use (`get_inputs`,
+`get_providers`, `run`), so one code path serves both runtimes."""
 
 from __future__ import annotations
 

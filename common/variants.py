@@ -1,10 +1,7 @@
 """Every variant's facts, once: the file export writes, the runtime that runs it, its precision,
-the CPU it needs, the limits it is held to and its place in `--variant auto`.
-
-Export builds and checks the variants listed here, score opens and chooses among them, and the
-benchmarks and reports name them from here. Adding a variant is one entry below plus its build
-function in export/build.py.
-"""
+the CPU it needs, the limits it is held to and its place in `--variant auto`. Export builds and
+checks them, score opens and chooses among them, the benchmarks name them from here; adding a
+variant is one entry below plus its build function in export/build.py."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
 """The one write rule of every stage: build the output under a temporary name beside it, fsync,
-then rename it into place; replace an existing output only with --force.
-
-A file is replaced by one `os.replace`. A folder cannot be swapped in one step, so the old one is
-renamed aside, the new one renamed in, and only then the old one deleted: a crash in between
-leaves the old folder under `.<name>.old-<pid>`, which the next run puts back. Temporary names end
-in the writer's PID; the next run into the same place removes those of dead runs, and says so.
-Writes that fail for lack of space or permission become one-line `UserError`s.
-"""
+then rename it into place; replace an existing output only with --force. A file is replaced by
+one `os.replace`. A folder cannot be swapped in one step, so the old one is renamed aside, the
+new one renamed in, and only then the old one deleted: a crash in between leaves the old folder
+under `.<name>.old-<pid>`, which the next run puts back. Temporary names end in the writer's PID;
+the next run into the same place removes those of dead runs, and says so. Writes that fail for
+lack of space or permission become one-line `UserError`s."""
 
 from __future__ import annotations
 

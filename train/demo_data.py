@@ -1,8 +1,6 @@
 """A synthetic, clearly fake Jigsaw-format sample so the pipeline runs offline with no Kaggle file.
-
-Its comments come from templates; a model trained on them proves the plumbing, not quality.
-Real figures come from real data (see docs/results.md).
-"""
+Its comments come from templates: a model trained on them proves the plumbing, not quality; real
+figures come from real data (see docs/results.md)."""
 
 from __future__ import annotations
 

@@ -56,12 +56,10 @@ def choose_precision(device: str) -> Precision:
 
 
 def init_head_bias(model, labels: np.ndarray) -> None:
-    """Start each label's bias at the log-odds of its prevalence instead of 0 (p = 0.5).
-
-    With rare labels (threat is 1% of Jigsaw) a zero bias spends the first steps pushing every
-    logit down; starting at the prior lets the gradient go to telling rows apart
-    (Lin et al. 2017, "Focal Loss", section 4.1).
-    """
+    """Start each label's bias at the log-odds of its prevalence instead of 0 (p = 0.5): with rare
+    labels (threat is 1% of Jigsaw) a zero bias spends the first steps pushing every logit down;
+    starting at the prior lets the gradient go to telling rows apart (Lin et al. 2017, "Focal
+    Loss", section 4.1)."""
     share = np.clip(labels.mean(axis=0), 1e-4, 1 - 1e-4)
     with torch.no_grad():
         named_classifier_head(model)[1].bias.copy_(torch.as_tensor(np.log(share / (1 - share))))
