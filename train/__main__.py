@@ -1,7 +1,4 @@
-"""Fine-tune a multi-label BERT-style classifier on a Jigsaw-format CSV.
-
-python -m train --data train.csv --out artifacts/model
-"""
+"""Fine-tune a multi-label BERT-style classifier on a Jigsaw-format CSV: python -m train --help."""
 
 from __future__ import annotations
 

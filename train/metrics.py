@@ -25,13 +25,12 @@ def _nan(value: float | None) -> float:
 
 
 def best_f1_thresholds(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
-    """For each label, the probability cut-off with the highest F1 on these rows.
-
-    A label with no positive row keeps 0.5, since no cut-off can be chosen from the data.
-    """
+    """For each label, the probability cut-off with the highest F1 on these rows; a label with no
+    positive row keeps 0.5, since no cut-off can be chosen from the data."""
     result = {}
     for j, name in enumerate(names):
-        if labels[:, j].sum() == 0:
+        positives = int(labels[:, j].sum())
+        if not positives:
             result[name] = {"threshold": 0.5, "f1": math.nan, "positives": 0}
             continue
         precision, recall, cut = precision_recall_curve(labels[:, j], probs[:, j])
@@ -40,6 +39,6 @@ def best_f1_thresholds(labels: np.ndarray, probs: np.ndarray, names: list[str]) 
         result[name] = {
             "threshold": float(cut[best]),
             "f1": float(f1[best]),
-            "positives": int(labels[:, j].sum()),
+            "positives": positives,
         }
     return result
