@@ -14,9 +14,10 @@ import torch
 import transformers
 
 from common.errors import UserError
+from common.jsonfile import dump_json
 from common.labelled import LabelledData, read_labelled_csv
 from common.writes import check_target, staged_folder
-from train import loop, report, summary
+from train import loop, report
 from train.batching import Encoded, encode, length_grouped_batches
 from train.metrics import best_f1_thresholds
 from train.model import check_model_arg, load_model, load_tokenizer
@@ -103,9 +104,9 @@ def _encode(tokenizer, train_set: LabelledData, max_len: int) -> tuple[Encoded, 
     log.info(
         "tokenized %s comments in %.2f s (%.0f comments/s)", f"{rows:,}", seconds, rows / seconds
     )
-    data_summary = summary.data_summary(train_set, encoded.full_lengths, max_len)
+    data_summary = report.data_summary(train_set, encoded.full_lengths, max_len)
     data_summary["tokenize_seconds"] = seconds
-    print(summary.format_summary(data_summary), flush=True)
+    print(report.format_summary(data_summary), flush=True)
     return encoded, data_summary
 
 
@@ -187,11 +188,11 @@ def _write(out: Path, net, tokenizer, args, metrics, thresholds, data_summary, e
         tokenizer.save_pretrained(tmp)
         files = {"thresholds": thresholds, "training_args": args, "metrics": metrics}
         for name, content in (files | {"data_summary": data_summary}).items():
-            report.dump_json(content, tmp / f"{name}.json")
+            dump_json(content, tmp / f"{name}.json")
         report.write_stats(metrics["epochs"], tmp)
-        summary.plot_labels(data_summary, tmp / "label_distribution.png")
-        summary.plot_lengths(encoded.full_lengths, args["max_len"], tmp / "token_lengths.png")
-        report.write_report(tmp, args, summary.format_summary(data_summary), metrics, thresholds)
+        report.plot_labels(data_summary, tmp / "label_distribution.png")
+        report.plot_lengths(encoded.full_lengths, args["max_len"], tmp / "token_lengths.png")
+        report.write_report(tmp, args, report.format_summary(data_summary), metrics, thresholds)
 
 
 def _split(rows: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -22,10 +22,10 @@ import polars as pl
 from common.artifacts import config_labels
 from common.cli import HelpFormatter, run_stage
 from common.errors import UserError
+from common.jsonfile import dump_json
 from common.labelled import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
 from common.writes import atomic_file, check_target
 from train.metrics import best_f1_thresholds
-from train.report import dump_json
 
 
 def read_scores(path: Path, id_column: str, labels: list[str]) -> pl.DataFrame:
