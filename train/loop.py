@@ -83,7 +83,7 @@ def make_optimizer(
 def train_one_epoch(model, input_ids, labels, batches, steps, precision, pad_id, epoch) -> dict:
     """One pass over `batches` with `steps` (optimizer, scheduler); returns mean loss, steps and
     samples/s."""
-    optimizer, scheduler = steps
+    (optimizer, scheduler), scaler = steps, precision.scaler  # the scaler passes through but fp16
     model.train()
     multiple = 8 if precision.device.type == "cuda" else 1  # tensor cores like multiples of 8
     loss_sum, seen, start = torch.zeros((), device=precision.device), 0, time.perf_counter()
@@ -92,7 +92,11 @@ def train_one_epoch(model, input_ids, labels, batches, steps, precision, pad_id,
         logits = _logits(model, collate(input_ids, rows, pad_id, multiple), precision)
         target = torch.as_tensor(labels[rows], device=precision.device)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-        _backward_and_step(model, loss, optimizer, precision.scaler)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         loss_sum += loss.detach() * len(rows)
@@ -102,11 +106,8 @@ def train_one_epoch(model, input_ids, labels, batches, steps, precision, pad_id,
             rate = seen / (time.perf_counter() - start)
             bar.set_postfix(loss=f"{mean:.4f}", samples_s=f"{rate:.0f}")
             if bar.disable:  # no terminal: fixed-format lines for logs instead of a bar
-                lr = scheduler.get_last_lr()[0]
-                log.info(
-                    f"epoch {epoch} step {step}/{len(batches)} loss {mean:.4f} lr {lr:.2e} "
-                    f"{rate:.0f} samples/s"
-                )
+                line = "epoch %d step %d/%d loss %.4f lr %.2e %.0f samples/s"
+                log.info(line, epoch, step, len(batches), mean, scheduler.get_last_lr()[0], rate)
     elapsed = time.perf_counter() - start
     return {
         "train_loss": (loss_sum / max(seen, 1)).item(),
@@ -121,15 +122,6 @@ def _logits(model, batch: dict, precision: Precision) -> torch.Tensor:
     inputs = {k: v.to(precision.device, non_blocking=True) for k, v in batch.items()}
     with precision.autocast():
         return model(**inputs).logits.float()
-
-
-def _backward_and_step(model, loss, optimizer, scaler) -> None:
-    """Backward, clip the gradient norm to 1, step, all through the grad scaler."""
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    scaler.step(optimizer)
-    scaler.update()
 
 
 @torch.inference_mode()

@@ -56,6 +56,7 @@ def _fmt(v: float | None) -> str:
 
 def write_report(out: Path, args: dict, summary_text: str, metrics: dict, thresholds: dict) -> None:
     best, evaluation = metrics["validation"], metrics["eval"]
+    cuts = [f"| {n} | {t['threshold']:.3f} | {_fmt(t['f1'])} |" for n, t in thresholds.items()]
     parts = [
         "# Training report",
         f"Base model `{args['model']}`, data `{args['data']}`, device {args['device']} "
@@ -65,10 +66,7 @@ def write_report(out: Path, args: dict, summary_text: str, metrics: dict, thresh
         "## Epochs\n```\n" + format_stats(metrics["epochs"]) + "\n```",
         f"## Validation (best epoch {best['epoch']})\n" + auc_table(best),
         "## Thresholds (max F1 on the validation split)\n"
-        "| label | threshold | F1 |\n|---|---|---|\n"
-        + "\n".join(
-            f"| {n} | {t['threshold']:.3f} | {_fmt(t['f1'])} |" for n, t in thresholds.items()
-        ),
+        "| label | threshold | F1 |\n|---|---|---|\n" + "\n".join(cuts),
     ]
     if evaluation is not None:
         parts.append(
@@ -99,15 +97,12 @@ def data_summary(data: LabelledData, lengths: np.ndarray, max_len: int) -> dict:
 
 
 def format_summary(summary: dict) -> str:
-    t = summary["tokens"]
+    t, share = summary["tokens"], summary["positive_share"]
+    positives = ", ".join(f"{n} {c:,} ({share[n]:.1%})" for n, c in summary["positives"].items())
     lines = [
         f"rows {summary['rows']:,}  ({summary['no_label_share']:.1%} have no label, "
         f"{summary['empty_texts']} empty texts, {summary['dropped_unlabeled']} unlabeled dropped)",
-        "positives: "
-        + ", ".join(
-            f"{n} {c:,} ({summary['positive_share'][n]:.1%})"
-            for n, c in summary["positives"].items()
-        ),
+        f"positives: {positives}",
         f"tokens: min {t['min']} median {t['median']:.0f} p95 {t['p95']:.0f} max {t['max']}; "
         f"{t['truncated_share']:.1%} truncated at {t['max_len']}",
     ]

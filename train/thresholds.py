@@ -81,7 +81,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--labels",
         nargs="+",
-        default=None,
         help="label columns (default: id2label of the config.json beside --out, the model folder "
         "score --thresholds reads; the six Jigsaw labels where there is none)",
     )
