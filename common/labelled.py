@@ -83,12 +83,9 @@ def _read_labelled(
     frame = _read_csv(path, flag)
     missing = [c for c in [*columns, *label_names] if c not in frame.columns]
     if missing:
-        found = ", ".join(frame.columns)
+        names, found = ", ".join(map(repr, missing)), ", ".join(frame.columns)
         hint = columns.get(missing[0], "--labels")
-        raise UserError(
-            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {found}); "
-            f"pass {hint}"
-        )
+        raise UserError(f"{path} has no column {names} (found: {found}); pass {hint}")
     total = frame.height
     frame = frame.with_row_index(ROW_INDEX)
     if limit is not None:

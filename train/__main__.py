@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     # this model" whenever a base encoder gets a classification head: here that is the point of
     # training, and train.model says in its own line which weights start fresh.
     hide_log_messages("transformers.modeling_utils", r"Some weights of \w+ were not initialized")
-    code, _ = run_stage("train", lambda: _train(args))
-    return code
+    return run_stage("train", lambda: _train(args))[0]
 
 
 def _train(args: argparse.Namespace) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -36,9 +35,8 @@ class Precision:
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.autocast_dtype]
 
     def autocast(self):
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        on = self.autocast_dtype is not None  # plain fp32: a disabled autocast changes nothing
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=on)
 
 
 def choose_precision(device: str) -> Precision:

@@ -108,12 +108,8 @@ def named_classifier_head(model):
     import torch
 
     n = model.config.num_labels
-    heads = [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and m.out_features == n
-    ]
-    return heads[-1]
+    linear = [(k, m) for k, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    return [(k, m) for k, m in linear if m.out_features == n][-1]
 
 
 def _load_hint(name: str, error: Exception) -> str:
