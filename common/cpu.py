@@ -48,8 +48,7 @@ class CpuFacts:
         return self.machine.lower() in {"aarch64", "arm64"}
 
     def slug(self) -> str:
-        """A folder name for results, e.g. `amd-epyc-avx512-vnni-bf16`: runs on different CPUs
-        sit side by side."""
+        """A folder name for results (`amd-epyc-avx512-vnni-bf16`): other CPUs' runs sit apart."""
         return cpu_slug(self.model, self.flags)
 
     def describe(self) -> str:

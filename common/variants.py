@@ -117,7 +117,3 @@ def precision(name: str, flags: frozenset[str]) -> str:
 def auto_flag(variant: Variant, flags: frozenset[str]) -> str | None:
     """The flag of `flags` for which auto tries `variant` ("" for any CPU), or None."""
     return next((f for f in variant.auto_on if f == "" or f in flags), None)
-
-
-def is_openvino(name: str) -> bool:
-    return VARIANTS[name].runtime == "openvino"

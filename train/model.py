@@ -68,12 +68,9 @@ def load_model(name: str, label_names: list[str]):
         config.id2label = dict(enumerate(label_names))
         config.label2id = {n: i for i, n in enumerate(label_names)}
         config.problem_type = "multi_label_classification"
+        # A base model's own head (if any) has another shape: start a fresh one.
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            config=config,
-            # A base model's own head (if any) has another shape: start a fresh one.
-            ignore_mismatched_sizes=True,
-            output_loading_info=True,
+            source, config=config, ignore_mismatched_sizes=True, output_loading_info=True
         )
     except (OSError, ValueError) as e:
         raise UserError(_load_hint(name, e)) from e
