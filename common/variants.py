@@ -58,7 +58,6 @@ class Variant:
     needs: tuple[str, ...] = ()  # CPU flags, one of which it needs to be checked and run
     auto_on: tuple[str, ...] = ()  # auto tries it only on CPUs with one of these ("": any)
     calibrated: bool = False  # built from --eval-data rows (needs --eval-data)
-    trades: str = ""
 
     @property
     def reduced(self) -> bool:
@@ -71,20 +70,16 @@ VARIANTS = {
     v.name: v
     for v in (
         Variant("fp32", "model.onnx", "onnxruntime", ("cpu", "cuda"), "fp32", 1e-4,
-                auto_on=ANY_CPU, trades="nothing: the graph as exported"),
+                auto_on=ANY_CPU),
         Variant("optimized", "model_optimized.onnx", "onnxruntime", ("cpu", "cuda"), "fp32",
-                1e-4, auto_on=ANY_CPU,
-                trades="nothing: fused attention, skip-layer-norm and bias-GELU"),
-        Variant("fp16", "model_fp16.onnx", "onnxruntime", ("cuda",), "fp16", 1e-2,
-                trades="fp16 arithmetic on CUDA (int64 inputs, fp32 logits)"),
+                1e-4, auto_on=ANY_CPU),
+        Variant("fp16", "model_fp16.onnx", "onnxruntime", ("cuda",), "fp16", 1e-2),
         Variant("int8", "model_int8.onnx", "onnxruntime", ("cpu",), "int8", None,
-                auto_on=INT8_DOT_FLAGS,
-                trades="dynamic int8 MatMuls (activation scales per batch), the rest fp32"),
+                auto_on=INT8_DOT_FLAGS),
         Variant("bf16", "model.onnx", "openvino", ("cpu",), "bf16", None, needs=BF16_FLAGS,
-                auto_on=BF16_FLAGS, trades="bf16 arithmetic, in hardware only"),
+                auto_on=BF16_FLAGS),
         Variant("int8-static", "model_int8_static.xml", "openvino", ("cpu",), "int8", None,
-                auto_on=INT8_DOT_FLAGS, calibrated=True,
-                trades="static int8 MatMuls calibrated on real comments, the rest bf16 or fp32"),
+                auto_on=INT8_DOT_FLAGS, calibrated=True),
     )
 }  # fmt: skip
 

@@ -79,9 +79,8 @@ def make_optimizer(
 
 
 def train_one_epoch(model, input_ids, labels, batches, steps, precision, pad_id, epoch) -> dict:
-    """One pass over `batches` with `steps` (optimizer, scheduler); returns mean loss, steps and
-    samples/s."""
-    (optimizer, scheduler), scaler = steps, precision.scaler  # the scaler passes through but fp16
+    """One pass over `batches`; `steps` is (optimizer, scheduler). Mean loss, steps, samples/s."""
+    (optimizer, scheduler), scaler = steps, precision.scaler  # scaler: a pass-through but in fp16
     model.train()
     multiple = 8 if precision.device.type == "cuda" else 1  # tensor cores like multiples of 8
     loss_sum, seen, start = torch.zeros((), device=precision.device), 0, time.perf_counter()

@@ -52,9 +52,8 @@ class Options:
     force: bool = False
 
 
-def run(options: Options) -> dict:
+def run(o: Options) -> dict:
     """Train, validate each epoch, keep the best epoch, and write the output folder."""
-    o = options
     check_target(o.out, o.force, folder=True)
     check_model_arg(o.model)
     train_set, eval_set = _read(o)
