@@ -1,5 +1,4 @@
-"""A model folder's label list, as train and export write it (the variants' files are in
-common/variants.py)."""
+"""A model folder's label list, as train and export write it (variant files: common/variants.py)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""Texts to model inputs, one way for every caller: tokenize (truncated, unpadded), order by token
-count, cut into batches, pad each to its longest text, and put the results back in input order.
-
-The scorer, export's parity and fidelity checks, int8-static's calibration, the benchmarks and
-the int8 study all batch here, so every fidelity figure is measured on the batches the scorer
-builds. The fast tokenizer is read straight from tokenizer.json with `tokenizers` (no
-transformers, no torch); it gives the same ids as `AutoTokenizer` with truncation.
-"""
+"""Texts to model inputs, one way for every caller (scorer, export's checks and calibration,
+benchmarks), so every fidelity figure is measured on the batches the scorer builds: tokenize
+(`tokenizers` alone, the ids of `AutoTokenizer` with truncation), order by token count, cut into
+batches, pad each to its longest text, and put the results back in input order."""
 
 from __future__ import annotations
 
@@ -45,11 +41,8 @@ class TextTokenizer:
         self.max_len = max_len
 
     def tokenize(self, texts: list[str], stop: threading.Event | None = None) -> Tokens | None:
-        """Token ids for each text, flattened to save memory.
-
-        Returns None as soon as `stop` is set (checked every TOKENIZE_AT_ONCE texts), so an
-        interrupted run never waits for a whole chunk.
-        """
+        """Token ids for each text, flattened to save memory; None as soon as `stop` is set
+        (checked every TOKENIZE_AT_ONCE texts), so an interrupted run never waits for it all."""
         ids, lengths = [], []
         for start in range(0, len(texts), TOKENIZE_AT_ONCE):
             if stop is not None and stop.is_set():

@@ -9,6 +9,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from common.errors import ParityError, UserError
@@ -31,7 +32,7 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}") from None
+        value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
     return value
@@ -70,22 +71,18 @@ def run_stage(stage: str, call: Callable[[], T]) -> tuple[int, T | None]:
         return next(code for kind, code in EXIT_CODES.items() if isinstance(e, kind)), None
 
 
-class _Drop(logging.Filter):
-    def __init__(self, patterns: tuple[str, ...]) -> None:
-        super().__init__()
-        self.patterns = patterns
+@dataclass(frozen=True)  # equal patterns, equal filters: logging adds each filter once
+class _Drop:
+    patterns: tuple[str, ...]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not any(re.match(p, message) for p in self.patterns)
+        return not any(re.match(p, record.getMessage()) for p in self.patterns)
 
 
 def hide_log_messages(logger: str, *patterns: str) -> None:
     """Drop a library's log records whose message matches a pattern (from its start). Only for
     known-harmless notes, each call saying why; the library imports nothing until it logs."""
-    target = logging.getLogger(logger)
-    if not any(isinstance(f, _Drop) and f.patterns == patterns for f in target.filters):
-        target.addFilter(_Drop(patterns))
+    logging.getLogger(logger).addFilter(_Drop(patterns))
 
 
 def hide_warning(pattern: str) -> None:

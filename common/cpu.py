@@ -1,8 +1,6 @@
 """The facts about this CPU that choose a branch (int8 preset, CPU variant): read once, passed in.
-
-Every choice made from these facts is a pure function of a `CpuFacts`, so tests run each branch
-on any machine by passing another CPU's facts.
-"""
+Every choice made from them is a pure function of a `CpuFacts`, so tests run each branch on any
+machine by passing another CPU's facts."""
 
 from __future__ import annotations
 
@@ -11,25 +9,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The extensions that decide fp32, bf16 and int8 kernel speed, in the order reports list them
-# (x86, then Arm). FMA is left out: every CPU with AVX2 has it.
+# The extensions that decide fp32, bf16 and int8 kernel speed, in the order reports list them.
+# FMA is left out: every CPU with AVX2 has it.
 KEY_FLAGS = (
-    "avx2",
-    "avx512f",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_bf16",
-    "amx_int8",
-    "asimd",
-    "asimddp",
-)
+    "avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",  # x86
+    "asimd", "asimddp",  # Arm
+)  # fmt: skip
 
 # CPUs whose bf16 dot products run in hardware; elsewhere bf16 is converted in software (PyTorch)
 # or quietly run as fp32 (OpenVINO).
 BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 NO_BF16 = "this CPU has neither avx512_bf16 nor amx_bf16"
-
 
 # x86 CPUs whose int8 dot products run without saturating (VNNI, AMX); elsewhere u8 x s8 products
 # go through 16-bit pairs that can saturate.
@@ -57,17 +47,13 @@ class CpuFacts:
     def is_arm(self) -> bool:
         return self.machine.lower() in {"aarch64", "arm64"}
 
-    def key_flags(self) -> list[str]:
-        return key_flags(self.flags)
-
     def slug(self) -> str:
-        """A folder name for results, e.g. `amd-epyc-avx512-vnni-bf16`: runs on different CPUs
-        sit side by side."""
+        """A folder name for results (`amd-epyc-avx512-vnni-bf16`): other CPUs' runs sit apart."""
         return cpu_slug(self.model, self.flags)
 
     def describe(self) -> str:
         """One line for reports: model name and the flags that matter."""
-        flags = " ".join(self.key_flags()) or "no SIMD flags read"
+        flags = " ".join(key_flags(self.flags)) or "no SIMD flags read"
         return f"{self.model} ({self.machine}; {flags})"
 
 
@@ -78,12 +64,11 @@ def key_flags(flags: frozenset[str]) -> list[str]:
 
 def this_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> CpuFacts:
     """This machine's CPU, read from /proc/cpuinfo where there is one."""
-    machine = platform.machine() or "unknown"
     try:
         text = cpuinfo.read_text()
     except OSError:
-        return CpuFacts(platform.processor() or "unknown", machine)
-    return parse_cpuinfo(text, machine)
+        text = ""  # no model name or flags to read
+    return parse_cpuinfo(text, platform.machine() or "unknown")
 
 
 def parse_cpuinfo(text: str, machine: str) -> CpuFacts:

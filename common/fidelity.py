@@ -1,8 +1,6 @@
-"""The one finite-and-close rule: NaN or inf anywhere fails, then the gap is measured.
-
-Used by export parity, the scorer and the benchmarks, so a variant that outputs NaN can never
-be recorded as "max abs diff 0" (``max(worst, nan)`` is ``worst`` in Python).
-"""
+"""The one finite-and-close rule of export parity, the scorer and the benchmarks: NaN or inf
+anywhere fails, then the gap is measured, so a variant that outputs NaN can never be recorded as
+"max abs diff 0" (``max(worst, nan)`` is ``worst`` in Python)."""
 
 from __future__ import annotations
 
@@ -34,12 +32,10 @@ def max_abs_diff(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 
 def agreement(reference: np.ndarray, candidate: np.ndarray, thresholds=None) -> dict:
-    """How closely `candidate` probabilities follow `reference` (rows x labels).
-
-    The largest and 99th-percentile absolute difference over every value (both inf when either
-    side is not finite) and, with per-label `thresholds`, the share of rows whose flag
-    (probability >= threshold, as the scorer flags) agrees, per label and at worst.
-    """
+    """How closely `candidate` probabilities follow `reference` (rows x labels): the largest and
+    99th-percentile absolute difference (both inf when either side is not finite) and, with
+    per-label `thresholds`, the share of rows whose flag (probability >= threshold, as the scorer
+    flags) agrees, per label and at worst."""
     gap = max_abs_diff(reference, candidate)
     finite = np.isfinite(gap)
     diff = np.abs(np.asarray(reference, np.float64) - candidate) if finite else None

@@ -1,8 +1,9 @@
-"""Read a JSON object from an artifact folder; a corrupt file is a one-line UserError."""
+"""JSON in artifact folders: a corrupt file read is a one-line UserError; NaN is written as null."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from common.errors import UserError
@@ -19,3 +20,18 @@ def read_json(path: Path, fix: str) -> dict:
     if not isinstance(value, dict):
         raise UserError(f"{path} holds a JSON {type(value).__name__}, not an object; {fix}")
     return value
+
+
+def dump_json(obj, path: Path) -> None:
+    """JSON with NaN written as null, since NaN is not valid JSON."""
+    path.write_text(json.dumps(_clean(obj), indent=2) + "\n")
+
+
+def _clean(obj):
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj

@@ -1,11 +1,8 @@
-"""The one labelled-CSV reader (Jigsaw format) and its rules, for every stage that reads labels.
-
-Used by train (--data, --eval-data), train.thresholds, export --eval-data and the benchmarks.
-Rules: every label is 0 or 1 (surrounding spaces allowed); "-1" marks Jigsaw's unscored rows,
-which are refused or, with drop_unlabeled, left out and counted; any other value, an empty
-label, a missing column or an unreadable file is refused with a one-line UserError naming the
-file, the row and the fix. No row is ever dropped without being counted.
-"""
+"""The one labelled-CSV reader (Jigsaw format) and its rules, for every stage that reads labels:
+every label is 0 or 1 (surrounding spaces allowed); "-1" marks Jigsaw's unscored rows, which are
+refused or, with drop_unlabeled, left out and counted; any other value, an empty label, a missing
+column or an unreadable file is a one-line UserError naming the file, the row and the fix. No row
+is ever dropped without being counted."""
 
 from __future__ import annotations
 
@@ -86,12 +83,9 @@ def _read_labelled(
     frame = _read_csv(path, flag)
     missing = [c for c in [*columns, *label_names] if c not in frame.columns]
     if missing:
-        found = ", ".join(frame.columns)
+        names, found = ", ".join(map(repr, missing)), ", ".join(frame.columns)
         hint = columns.get(missing[0], "--labels")
-        raise UserError(
-            f"{path} has no column {', '.join(repr(m) for m in missing)} (found: {found}); "
-            f"pass {hint}"
-        )
+        raise UserError(f"{path} has no column {names} (found: {found}); pass {hint}")
     total = frame.height
     frame = frame.with_row_index(ROW_INDEX)
     if limit is not None:

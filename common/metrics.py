@@ -5,18 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def per_label_auc(truth: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
-    """ROC-AUC per label; None where the rows hold only one class of that label."""
+def auc(truth: np.ndarray, probs: np.ndarray) -> float | None:
+    """ROC-AUC of one 0/1 column; None where it holds only one class."""
     from sklearn.metrics import roc_auc_score
 
-    return {
-        name: (
-            float(roc_auc_score(truth[:, j], probs[:, j]))
-            if 0 < truth[:, j].sum() < len(truth)
-            else None
-        )
-        for j, name in enumerate(labels)
-    }
+    return float(roc_auc_score(truth, probs)) if 0 < truth.sum() < len(truth) else None
+
+
+def per_label_auc(truth: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict:
+    """ROC-AUC per label; None where the rows hold only one class of that label."""
+    return {name: auc(truth[:, j], probs[:, j]) for j, name in enumerate(labels)}
 
 
 def macro(aucs: dict) -> float | None:

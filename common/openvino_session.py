@@ -1,16 +1,13 @@
 """OpenVINO on the CPU: the `bf16` variant (model.onnx in bf16) and `int8-static` (NNCF's IR).
-
-onnxruntime's CPU provider has no bf16 matrix multiply on x86, so on CPUs whose bf16 arithmetic
-runs in hardware (avx512_bf16, amx_bf16) OpenVINO runs model.onnx itself, with bf16 as its
-inference precision: 1.5x PyTorch's bf16 autocast on Zen 4 (docs/variants.md). The session
-offers the slice of onnxruntime's InferenceSession that export, score and the benchmarks call
-(`get_inputs`, `get_providers`, `run`), so one code path serves both runtimes.
-"""
+onnxruntime's CPU provider has no bf16 matrix multiply on x86, so where bf16 runs in hardware
+OpenVINO runs model.onnx in bf16: 1.5x PyTorch's bf16 autocast on Zen 4 (docs/variants.md). The
+session offers the part of onnxruntime's InferenceSession that callers use (`get_inputs`,
+`get_providers`, `run`), so one code path serves both runtimes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from common.cpu import NO_BF16, bf16_flag
 from common.errors import UserError
@@ -24,11 +21,6 @@ def precision_for(variant: str, flags: frozenset[str]) -> str:
     """bf16 for the bf16 variant; int8-static's float operators in bf16 where the CPU has bf16
     hardware, else fp32 (its int8 MatMuls are int8 either way)."""
     return "bf16" if variant == "bf16" or bf16_flag(flags) else "fp32"
-
-
-@dataclass(frozen=True)
-class _Input:
-    name: str
 
 
 class OpenVinoSession:
@@ -71,8 +63,8 @@ class OpenVinoSession:
         self.precision = precision
         self.names = [i.get_any_name() for i in self.compiled.inputs]
 
-    def get_inputs(self) -> list[_Input]:
-        return [_Input(n) for n in self.names]
+    def get_inputs(self) -> list[SimpleNamespace]:
+        return [SimpleNamespace(name=n) for n in self.names]
 
     def get_providers(self) -> list[str]:
         return [f"OpenVINO CPU ({self.precision})"]

@@ -10,7 +10,7 @@ import onnxruntime as ort
 from common.cpu import cpu_flags
 from common.errors import UserError
 from common.openvino_session import OpenVinoSession, precision_for
-from common.variants import is_openvino
+from common.variants import VARIANTS
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # The installed onnxruntime-gpu wheel is built for CUDA 13 and cuDNN 9; its own extras bring
@@ -31,7 +31,7 @@ def open_variant(
 ):
     """onnxruntime, or OpenVINO on the CPU for the variants it runs (bf16, int8-static);
     `flags` (None: this CPU's) set OpenVINO's precision."""
-    if is_openvino(variant):
+    if VARIANTS[variant].runtime == "openvino":
         flags = cpu_flags() if flags is None else flags
         return OpenVinoSession(path, precision_for(variant, flags), threads)
     return open_session(path, provider, threads, cpu_flag)

@@ -1,17 +1,14 @@
 """Every variant's facts, once: the file export writes, the runtime that runs it, its precision,
-the CPU it needs, the limits it is held to and its place in `--variant auto`.
-
-Export builds and checks the variants listed here, score opens and chooses among them, and the
-benchmarks and reports name them from here. Adding a variant is one entry below plus its build
-function in export/build.py.
-"""
+the CPU it needs, the limits it is held to and its place in `--variant auto`. Export builds and
+checks them, score opens and chooses among them, the benchmarks name them from here; adding a
+variant is one entry below plus its build function in export/build.py."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from common.cpu import BF16_FLAGS, INT8_DOT_FLAGS, bf16_flag
+from common.cpu import BF16_FLAGS, INT8_DOT_FLAGS, VNNI_FLAGS, bf16_flag
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,6 @@ class Variant:
     needs: tuple[str, ...] = ()  # CPU flags, one of which it needs to be checked and run
     auto_on: tuple[str, ...] = ()  # auto tries it only on CPUs with one of these ("": any)
     calibrated: bool = False  # built from --eval-data rows (needs --eval-data)
-    trades: str = ""
 
     @property
     def reduced(self) -> bool:
@@ -74,20 +70,16 @@ VARIANTS = {
     v.name: v
     for v in (
         Variant("fp32", "model.onnx", "onnxruntime", ("cpu", "cuda"), "fp32", 1e-4,
-                auto_on=ANY_CPU, trades="nothing: the graph as exported"),
+                auto_on=ANY_CPU),
         Variant("optimized", "model_optimized.onnx", "onnxruntime", ("cpu", "cuda"), "fp32",
-                1e-4, auto_on=ANY_CPU,
-                trades="nothing: fused attention, skip-layer-norm and bias-GELU"),
-        Variant("fp16", "model_fp16.onnx", "onnxruntime", ("cuda",), "fp16", 1e-2,
-                trades="fp16 arithmetic on CUDA (int64 inputs, fp32 logits)"),
+                1e-4, auto_on=ANY_CPU),
+        Variant("fp16", "model_fp16.onnx", "onnxruntime", ("cuda",), "fp16", 1e-2),
         Variant("int8", "model_int8.onnx", "onnxruntime", ("cpu",), "int8", None,
-                auto_on=INT8_DOT_FLAGS,
-                trades="dynamic int8 MatMuls (activation scales per batch), the rest fp32"),
+                auto_on=INT8_DOT_FLAGS),
         Variant("bf16", "model.onnx", "openvino", ("cpu",), "bf16", None, needs=BF16_FLAGS,
-                auto_on=BF16_FLAGS, trades="bf16 arithmetic, in hardware only"),
+                auto_on=BF16_FLAGS),
         Variant("int8-static", "model_int8_static.xml", "openvino", ("cpu",), "int8", None,
-                auto_on=INT8_DOT_FLAGS, calibrated=True,
-                trades="static int8 MatMuls calibrated on real comments, the rest bf16 or fp32"),
+                auto_on=INT8_DOT_FLAGS, calibrated=True),
     )
 }  # fmt: skip
 
@@ -102,10 +94,8 @@ AUTO_ORDER = {
 # Why a CPU flag makes a variant worth trying: the summary line of score quotes it.
 FLAG_REASONS = {
     "amx_int8": "AMX multiplies int8 matrices in tiles",
-    "avx512_vnni": "VNNI does int8 dot products in one instruction",
-    "avx_vnni": "VNNI does int8 dot products in one instruction",
-    "amx_bf16": "OpenVINO runs its bf16 matrix multiplies in hardware",
-    "avx512_bf16": "OpenVINO runs its bf16 matrix multiplies in hardware",
+    **dict.fromkeys(VNNI_FLAGS, "VNNI does int8 dot products in one instruction"),
+    **dict.fromkeys(BF16_FLAGS, "OpenVINO runs its bf16 matrix multiplies in hardware"),
 }
 
 
@@ -122,7 +112,3 @@ def precision(name: str, flags: frozenset[str]) -> str:
 def auto_flag(variant: Variant, flags: frozenset[str]) -> str | None:
     """The flag of `flags` for which auto tries `variant` ("" for any CPU), or None."""
     return next((f for f in variant.auto_on if f == "" or f in flags), None)
-
-
-def is_openvino(name: str) -> bool:
-    return VARIANTS[name].runtime == "openvino"

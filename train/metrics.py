@@ -5,24 +5,18 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import precision_recall_curve, roc_auc_score
+from sklearn.metrics import precision_recall_curve
 
-from common.metrics import macro, per_label_auc
+from common.metrics import auc, macro, per_label_auc
 
 
 def roc_auc_report(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
     """Per-label ROC-AUC; a label with only one class present gets NaN and is left out of macro."""
     per_label = per_label_auc(labels, probs, names)
-    flat_labels = labels.ravel()
-    micro = (
-        float(roc_auc_score(flat_labels, probs.ravel()))
-        if 0 < flat_labels.sum() < len(flat_labels)
-        else math.nan
-    )
     return {
         "roc_auc_macro": _nan(macro(per_label)),
-        "roc_auc_micro": micro,
-        "roc_auc": {name: _nan(auc) for name, auc in per_label.items()},
+        "roc_auc_micro": _nan(auc(labels.ravel(), probs.ravel())),
+        "roc_auc": {name: _nan(a) for name, a in per_label.items()},
     }
 
 
@@ -31,13 +25,12 @@ def _nan(value: float | None) -> float:
 
 
 def best_f1_thresholds(labels: np.ndarray, probs: np.ndarray, names: list[str]) -> dict:
-    """For each label, the probability cut-off with the highest F1 on these rows.
-
-    A label with no positive row keeps 0.5, since no cut-off can be chosen from the data.
-    """
+    """For each label, the probability cut-off with the highest F1 on these rows; a label with no
+    positive row keeps 0.5, since no cut-off can be chosen from the data."""
     result = {}
     for j, name in enumerate(names):
-        if labels[:, j].sum() == 0:
+        positives = int(labels[:, j].sum())
+        if not positives:
             result[name] = {"threshold": 0.5, "f1": math.nan, "positives": 0}
             continue
         precision, recall, cut = precision_recall_curve(labels[:, j], probs[:, j])
@@ -46,6 +39,6 @@ def best_f1_thresholds(labels: np.ndarray, probs: np.ndarray, names: list[str]) 
         result[name] = {
             "threshold": float(cut[best]),
             "f1": float(f1[best]),
-            "positives": int(labels[:, j].sum()),
+            "positives": positives,
         }
     return result

@@ -58,21 +58,19 @@ def load_model(name: str, label_names: list[str]):
     model gets a fresh head: a base model's head has another shape or meaning, and a head for
     the same number of labels under other names would score the wrong columns.
     """
+    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     source = resolve_model_name(name)
     try:
         config = AutoConfig.from_pretrained(source)
-        previous = _label_names(config)
+        previous = [config.id2label[i] for i in sorted(config.id2label or {}, key=int)]
         config.id2label = dict(enumerate(label_names))
         config.label2id = {n: i for i, n in enumerate(label_names)}
         config.problem_type = "multi_label_classification"
+        # A base model's own head (if any) has another shape: start a fresh one.
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            source,
-            config=config,
-            # A base model's own head (if any) has another shape: start a fresh one.
-            ignore_mismatched_sizes=True,
-            output_loading_info=True,
+            source, config=config, ignore_mismatched_sizes=True, output_loading_info=True
         )
     except (OSError, ValueError) as e:
         raise UserError(_load_hint(name, e)) from e
@@ -81,8 +79,10 @@ def load_model(name: str, label_names: list[str]):
     _say_fresh(fresh, head_name, name)
     loaded = not any(key.startswith(head_name + ".") for key in fresh)
     same_labels = previous == label_names
-    if loaded and not same_labels:
-        _reset(head, model.config)
+    if loaded and not same_labels:  # a head for other labels: start it as transformers does
+        with torch.no_grad():
+            head.weight.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
+            head.bias.zero_()
     return model, loaded and same_labels
 
 
@@ -99,32 +99,14 @@ def _say_fresh(fresh: set[str], head_name: str, name: str) -> None:
         log.warning("%s has no trained weights for %s: they start random", name, ", ".join(other))
 
 
-def _label_names(config) -> list[str]:
-    id2label = getattr(config, "id2label", None) or {}
-    return [id2label[i] for i in sorted(id2label, key=int)]
-
-
 def named_classifier_head(model):
     """The output layer and its name: the last Linear with one output per label (BERT, RoBERTa,
     DistilBERT)."""
     import torch
 
     n = model.config.num_labels
-    heads = [
-        (name, m)
-        for name, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) and m.out_features == n
-    ]
-    return heads[-1]
-
-
-def _reset(head, config) -> None:
-    """Initialise a Linear head as transformers does (normal, std = initializer_range)."""
-    import torch
-
-    with torch.no_grad():
-        head.weight.normal_(0.0, getattr(config, "initializer_range", 0.02))
-        head.bias.zero_()
+    linear = [(k, m) for k, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    return [(k, m) for k, m in linear if m.out_features == n][-1]
 
 
 def _load_hint(name: str, error: Exception) -> str:

@@ -1,12 +1,20 @@
-"""The per-epoch stats table (CSV, JSON, printed) and a short report.md for the output folder."""
+"""What the output folder holds besides the model: the seed notebook's data summary (label counts,
+token lengths, plots), the per-epoch stats table (CSV, JSON, printed) and a short report.md."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
+
+from common.jsonfile import dump_json
+from common.labelled import LabelledData
 
 COLUMNS = {
     "epoch": "epoch",
@@ -30,24 +38,8 @@ def format_stats(epochs: list[dict]) -> str:
 
 
 def write_stats(epochs: list[dict], out: Path) -> None:
-    frame = stats_frame(epochs)
-    frame.to_csv(out / "stats.csv", index=False)
+    stats_frame(epochs).to_csv(out / "stats.csv", index=False)
     dump_json(epochs, out / "stats.json")
-
-
-def dump_json(obj, path: Path) -> None:
-    """JSON with NaN written as null, since NaN is not valid JSON."""
-    path.write_text(json.dumps(_clean(obj), indent=2) + "\n")
-
-
-def _clean(obj):
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def auc_table(metrics: dict) -> str:
@@ -64,6 +56,7 @@ def _fmt(v: float | None) -> str:
 
 def write_report(out: Path, args: dict, summary_text: str, metrics: dict, thresholds: dict) -> None:
     best, evaluation = metrics["validation"], metrics["eval"]
+    cuts = [f"| {n} | {t['threshold']:.3f} | {_fmt(t['f1'])} |" for n, t in thresholds.items()]
     parts = [
         "# Training report",
         f"Base model `{args['model']}`, data `{args['data']}`, device {args['device']} "
@@ -73,10 +66,7 @@ def write_report(out: Path, args: dict, summary_text: str, metrics: dict, thresh
         "## Epochs\n```\n" + format_stats(metrics["epochs"]) + "\n```",
         f"## Validation (best epoch {best['epoch']})\n" + auc_table(best),
         "## Thresholds (max F1 on the validation split)\n"
-        "| label | threshold | F1 |\n|---|---|---|\n"
-        + "\n".join(
-            f"| {n} | {t['threshold']:.3f} | {_fmt(t['f1'])} |" for n, t in thresholds.items()
-        ),
+        "| label | threshold | F1 |\n|---|---|---|\n" + "\n".join(cuts),
     ]
     if evaluation is not None:
         parts.append(
@@ -84,3 +74,68 @@ def write_report(out: Path, args: dict, summary_text: str, metrics: dict, thresh
             + auc_table(evaluation)
         )
     (out / "report.md").write_text("\n\n".join(parts) + "\n")
+
+
+def data_summary(data: LabelledData, lengths: np.ndarray, max_len: int) -> dict:
+    labels, names = data.labels, data.label_names
+    return {
+        "rows": len(labels),
+        "positives": {n: int(labels[:, j].sum()) for j, n in enumerate(names)},
+        "positive_share": {n: float(labels[:, j].mean()) for j, n in enumerate(names)},
+        "no_label_share": float((labels.sum(axis=1) == 0).mean()),
+        "empty_texts": data.empty_texts,
+        "dropped_unlabeled": data.dropped_unlabeled,
+        "tokens": {
+            "min": int(lengths.min()),
+            "median": float(np.median(lengths)),
+            "p95": float(np.percentile(lengths, 95)),
+            "max": int(lengths.max()),
+            "max_len": max_len,
+            "truncated_share": float((lengths > max_len).mean()),
+        },
+    }
+
+
+def format_summary(summary: dict) -> str:
+    t, share = summary["tokens"], summary["positive_share"]
+    positives = ", ".join(f"{n} {c:,} ({share[n]:.1%})" for n, c in summary["positives"].items())
+    lines = [
+        f"rows {summary['rows']:,}  ({summary['no_label_share']:.1%} have no label, "
+        f"{summary['empty_texts']} empty texts, {summary['dropped_unlabeled']} unlabeled dropped)",
+        f"positives: {positives}",
+        f"tokens: min {t['min']} median {t['median']:.0f} p95 {t['p95']:.0f} max {t['max']}; "
+        f"{t['truncated_share']:.1%} truncated at {t['max_len']}",
+    ]
+    return "\n".join(lines)
+
+
+def plot_labels(summary: dict, path: Path) -> None:
+    names = [*summary["positives"], "no label"]
+    counts = [*summary["positives"].values(), round(summary["no_label_share"] * summary["rows"])]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bars = ax.bar(names, counts, color=["#c0392b"] * (len(names) - 1) + ["#7f8c8d"])
+    ax.bar_label(bars, labels=[f"{c / summary['rows']:.1%}" for c in counts], fontsize=8)
+    ax.set_ylabel("rows")
+    ax.set_title(f"Label distribution ({summary['rows']:,} rows; a row may have several labels)")
+    ax.tick_params(axis="x", rotation=20)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_lengths(lengths: np.ndarray, max_len: int, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    upper = max(int(np.percentile(lengths, 99)), max_len + 1)
+    ax.hist(np.minimum(lengths, upper), bins=60, color="#2c3e50")
+    ax.axvline(max_len, color="#c0392b", linestyle="--", label=f"--max-len {max_len}")
+    share = (lengths > max_len).mean()
+    ax.set_title(
+        f"Tokens per comment (median {np.median(lengths):.0f}; {share:.1%} truncated; "
+        f"the last bin holds everything >= {upper})"
+    )
+    ax.set_xlabel("tokens (with special tokens)")
+    ax.set_ylabel("comments")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -11,14 +11,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 
 from common.errors import UserError
+from common.jsonfile import dump_json
 from common.labelled import LabelledData, read_labelled_csv
 from common.writes import check_target, staged_folder
-from train import loop, report, summary
-from train.metrics import best_f1_thresholds, roc_auc_report
+from train import loop, report
+from train.batching import Encoded, encode, length_grouped_batches
+from train.metrics import best_f1_thresholds
 from train.model import check_model_arg, load_model, load_tokenizer
-from train.tokens import Encoded, encode
 
 log = logging.getLogger("train")
 
@@ -50,13 +52,14 @@ class Options:
     force: bool = False
 
 
-def run(options: Options) -> dict:
+def run(o: Options) -> dict:
     """Train, validate each epoch, keep the best epoch, and write the output folder."""
-    o = options
     check_target(o.out, o.force, folder=True)
     check_model_arg(o.model)
     train_set, eval_set = _read(o)
-    _seed_everything(o.seed)
+    random.seed(o.seed)
+    np.random.seed(o.seed)
+    torch.manual_seed(o.seed)
     precision = loop.choose_precision(o.device)
     tokenizer = load_tokenizer(o.model)
     encoded, data_summary = _encode(tokenizer, train_set, o.max_len)
@@ -70,20 +73,11 @@ def run(options: Options) -> dict:
     thresholds = best_f1_thresholds(train_set.labels[split[1]], val_probs, o.labels)
     evaluation = _evaluate(net, tokenizer, eval_set, precision, o) if eval_set else None
     print(report.format_stats(epochs), flush=True)
-    metrics = {
-        "best_epoch": best["epoch"],
-        "validation": best,
-        "epochs": epochs,
-        "eval": evaluation,
-    }
+    metrics = dict(best_epoch=best["epoch"], validation=best, epochs=epochs, eval=evaluation)
     args = _saved_args(o, precision, split)
     _write(o.out, net, tokenizer, args, metrics, thresholds, data_summary, encoded)
-    log.info(
-        "wrote %s (best epoch %d, valid ROC-AUC macro %.4f)",
-        o.out,
-        best["epoch"],
-        best["roc_auc_macro"],
-    )
+    done = "wrote %s (best epoch %d, valid ROC-AUC macro %.4f)"
+    log.info(done, o.out, best["epoch"], best["roc_auc_macro"])
     return metrics
 
 
@@ -92,12 +86,8 @@ def _read(o: Options) -> tuple[LabelledData, LabelledData | None]:
     if len(set(o.labels)) != len(o.labels):
         raise UserError(f"--labels has a repeated name ({', '.join(o.labels)}); list each once")
     train_set = read_labelled_csv(o.data, o.text_column, o.labels, o.drop_unlabeled, o.limit)
-    eval_set = (
-        read_labelled_csv(
-            o.eval_data, o.text_column, o.labels, o.drop_unlabeled, flag="--eval-data"
-        )
-        if o.eval_data
-        else None
+    eval_set = o.eval_data and read_labelled_csv(
+        o.eval_data, o.text_column, o.labels, o.drop_unlabeled, flag="--eval-data"
     )
     if len(train_set.texts) < 2:
         raise UserError(f"{o.data} has {len(train_set.texts)} row; training needs at least 2")
@@ -113,9 +103,9 @@ def _encode(tokenizer, train_set: LabelledData, max_len: int) -> tuple[Encoded, 
     log.info(
         "tokenized %s comments in %.2f s (%.0f comments/s)", f"{rows:,}", seconds, rows / seconds
     )
-    data_summary = summary.data_summary(train_set, encoded.full_lengths, max_len)
+    data_summary = report.data_summary(train_set, encoded.full_lengths, max_len)
     data_summary["tokenize_seconds"] = seconds
-    print(summary.format_summary(data_summary), flush=True)
+    print(report.format_summary(data_summary), flush=True)
     return encoded, data_summary
 
 
@@ -127,38 +117,25 @@ def _fit(net, encoded: Encoded, label_array, split, precision, o: Options, pad_i
     )
     total = -(-len(train_ids) // o.batch_size) * o.epochs
     remaining = total if o.max_steps is None else min(o.max_steps, total)
-    optimizer, scheduler = loop.make_optimizer(
-        net, o.lr, o.head_lr, remaining, o.warmup_ratio, precision.device
-    )
-    rng = np.random.default_rng(o.seed)
+    steps = loop.make_optimizer(net, o.lr, o.head_lr, remaining, o.warmup_ratio, precision.device)
+    rng, lengths = np.random.default_rng(o.seed), np.asarray([len(x) for x in train_ids])
     epochs, best = [], None
     for epoch in range(1, o.epochs + 1):
         if remaining <= 0:
             break
+        batches = length_grouped_batches(lengths, o.batch_size, rng)[:remaining]
         stats = loop.train_one_epoch(
-            net,
-            train_ids,
-            train_labels,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            precision=precision,
-            batch_size=o.batch_size,
-            pad_id=pad_id,
-            rng=rng,
-            max_steps=remaining,
-            epoch=epoch,
+            net, train_ids, train_labels, batches, steps, precision, pad_id, epoch
         )
         remaining -= stats["steps"]
         start = time.perf_counter()
-        loss, probs, auc = _score(net, val_ids, val_labels, precision, o.batch_size, pad_id)
+        loss, probs, auc = loop.evaluate(net, val_ids, val_labels, precision, o.batch_size, pad_id)
         row = {"epoch": epoch, **stats, "valid_loss": loss, **auc}
         row["valid_time_s"] = time.perf_counter() - start
         epochs.append(row)
-        log.info(
-            "epoch %d train loss %.4f valid loss %.4f ROC-AUC macro %.4f %.0f samples/s",
-            *(row[k] for k in ("epoch", "train_loss", "valid_loss", "roc_auc_macro")),
-            row["train_samples_per_s"],
-        )
+        line = "epoch %d train loss %.4f valid loss %.4f ROC-AUC macro %.4f %.0f samples/s"
+        keys = ("epoch", "train_loss", "valid_loss", "roc_auc_macro", "train_samples_per_s")
+        log.info(line, *(row[k] for k in keys))
         if best is None or _better(row, best):
             best, best_probs = row, probs
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
@@ -184,19 +161,10 @@ def _better(row: dict, best: dict) -> bool:
     return a > b
 
 
-def _score(net, input_ids, labels, precision, batch_size: int, pad_id: int):
-    """Loss, probabilities and ROC-AUC report of `net` on these rows."""
-    loss, probs = loop.evaluate(
-        net, input_ids, labels, precision=precision, batch_size=batch_size, pad_id=pad_id
-    )
-    return loss, probs, roc_auc_report(labels, probs, list(net.config.label2id))
-
-
 def _evaluate(net, tokenizer, eval_set: LabelledData, precision, o: Options) -> dict:
     input_ids = encode(tokenizer, eval_set.texts, o.max_len).input_ids
-    loss, _, auc = _score(
-        net, input_ids, eval_set.labels, precision, o.batch_size, tokenizer.pad_token_id
-    )
+    pad_id = tokenizer.pad_token_id
+    loss, _, auc = loop.evaluate(net, input_ids, eval_set.labels, precision, o.batch_size, pad_id)
     metrics = {"rows": len(eval_set.texts), "loss": loss, **auc}
     log.info("eval ROC-AUC macro %.4f on %d rows", metrics["roc_auc_macro"], metrics["rows"])
     return metrics
@@ -207,7 +175,8 @@ def _saved_args(o: Options, precision: loop.Precision, split) -> dict:
     args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(o).items()}
     del args["out"], args["force"]
     args |= {"precision": precision.name, "train_rows": len(split[0]), "val_rows": len(split[1])}
-    return args | {"versions": _versions()}
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    return args | {"versions": versions | {"transformers": transformers.__version__}}
 
 
 def _write(out: Path, net, tokenizer, args, metrics, thresholds, data_summary, encoded) -> None:
@@ -218,11 +187,11 @@ def _write(out: Path, net, tokenizer, args, metrics, thresholds, data_summary, e
         tokenizer.save_pretrained(tmp)
         files = {"thresholds": thresholds, "training_args": args, "metrics": metrics}
         for name, content in (files | {"data_summary": data_summary}).items():
-            report.dump_json(content, tmp / f"{name}.json")
+            dump_json(content, tmp / f"{name}.json")
         report.write_stats(metrics["epochs"], tmp)
-        summary.plot_labels(data_summary, tmp / "label_distribution.png")
-        summary.plot_lengths(encoded.full_lengths, args["max_len"], tmp / "token_lengths.png")
-        report.write_report(tmp, args, summary.format_summary(data_summary), metrics, thresholds)
+        report.plot_labels(data_summary, tmp / "label_distribution.png")
+        report.plot_lengths(encoded.full_lengths, args["max_len"], tmp / "token_lengths.png")
+        report.write_report(tmp, args, report.format_summary(data_summary), metrics, thresholds)
 
 
 def _split(rows: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -230,19 +199,3 @@ def _split(rows: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     order = np.random.default_rng(seed).permutation(rows)
     n_val = min(max(1, round(rows * val_fraction)), rows - 1)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _versions() -> dict:
-    import transformers
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-    }

@@ -22,10 +22,10 @@ import polars as pl
 from common.artifacts import config_labels
 from common.cli import HelpFormatter, run_stage
 from common.errors import UserError
+from common.jsonfile import dump_json
 from common.labelled import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
 from common.writes import atomic_file, check_target
 from train.metrics import best_f1_thresholds
-from train.report import dump_json
 
 
 def read_scores(path: Path, id_column: str, labels: list[str]) -> pl.DataFrame:
@@ -49,10 +49,10 @@ def read_scores(path: Path, id_column: str, labels: list[str]) -> pl.DataFrame:
     return frame.with_columns(pl.col(id_column).cast(pl.String))
 
 
-def align(truth: pl.DataFrame, total: int, scores: pl.DataFrame, id_column: str, paths):
+def align(truth: pl.DataFrame, total: int, scores: pl.DataFrame, args) -> pl.DataFrame:
     """The scores of the labelled rows: the scorer keeps every row in order, so row k of the
     Parquet is row k of the CSV, and the ids must say so."""
-    labelled, scored = paths
+    labelled, scored, id_column = args.labelled, args.scores, args.id_column
     if scores.height != total:
         raise UserError(
             f"{scored} has {scores.height:,} rows and {labelled} {total:,}; "
@@ -69,18 +69,6 @@ def align(truth: pl.DataFrame, total: int, scores: pl.DataFrame, id_column: str,
     return picked
 
 
-def pick(labelled: Path, scores: Path, labels: list[str], id_column: str, drop_unlabeled: bool):
-    truth, total, dropped = read_labels_with_ids(
-        labelled, id_column, labels, drop_unlabeled, "LABELLED"
-    )
-    probs = align(
-        truth, total, read_scores(scores, id_column, labels), id_column, (labelled, scores)
-    )
-    y = truth.select(labels).to_numpy().astype(np.float32)
-    found = best_f1_thresholds(y, probs.select(labels).to_numpy(), labels)
-    return found, truth.height, dropped
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m train.thresholds",
@@ -93,7 +81,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--labels",
         nargs="+",
-        default=None,
         help="label columns (default: id2label of the config.json beside --out, the model folder "
         "score --thresholds reads; the six Jigsaw labels where there is none)",
     )
@@ -131,12 +118,15 @@ def _thresholds(args: argparse.Namespace) -> tuple[dict, int, int, str]:
         raise UserError(f"{args.out.parent} is not a folder; pass --out inside one")
     check_target(args.out, args.force, folder=False)
     labels, source = (args.labels, "--labels") if args.labels else default_labels(args.out)
-    found, rows, dropped = pick(
-        args.labelled, args.scores, labels, args.id_column, args.drop_unlabeled
+    truth, total, dropped = read_labels_with_ids(
+        args.labelled, args.id_column, labels, args.drop_unlabeled, "LABELLED"
     )
+    probs = align(truth, total, read_scores(args.scores, args.id_column, labels), args)
+    y = truth.select(labels).to_numpy().astype(np.float32)
+    found = best_f1_thresholds(y, probs.select(labels).to_numpy(), labels)
     with atomic_file(args.out) as tmp:  # a reader (the scorer) never sees half a file
         dump_json(found, tmp)
-    return found, rows, dropped, source
+    return found, truth.height, dropped, source
 
 
 if __name__ == "__main__":
