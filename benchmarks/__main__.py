@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from common.cli import HelpFormatter, positive_int, run_stage, setup_logging
+from common.cli import parser, positive_int, run_stage, setup_logging
 
 COUNT = {"type": positive_int, "default": None}
 # Every argument: its name or flag and add_argument's keyword arguments.
@@ -47,16 +47,14 @@ OPTIONS = [
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks",
-        description="Time PyTorch against each exported variant (onnxruntime; bf16 on OpenVINO) "
-        "and the scorer end to end on the same texts, measure ROC-AUC on a labelled CSV, and "
-        "write report.md, results.json and a chart under --out/<machine>. "
+    p = parser(
+        "python -m benchmarks",
+        "Time PyTorch against each exported variant (onnxruntime; bf16 on OpenVINO) and the "
+        "scorer end to end on the same texts, measure ROC-AUC on a labelled CSV, and write "
+        "report.md, results.json and a chart under --out/<machine>. "
         "Example: python -m benchmarks all --device cpu --rows 2000",
-        formatter_class=HelpFormatter,
+        {None: dict(OPTIONS)},
     )
-    for flag, options in OPTIONS:
-        p.add_argument(flag, **options)
     args = p.parse_args(argv)
     if args.bert_base and args.command == "quality":
         p.error("--bert-base has random weights, so its quality means nothing; use throughput")

@@ -9,7 +9,6 @@ counted). It is the bar the transformer has to clear.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,7 +20,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from benchmarks.texts import file_facts
-from common.cli import HelpFormatter, run_stage
+from common.cli import parser, run_stage
 from common.labelled import JIGSAW_LABELS, read_labelled_csv
 from common.metrics import macro, per_label_auc
 from common.writes import write_text
@@ -70,9 +69,7 @@ def baseline(data: Path, eval_data: Path, labels: list[str], text_column: str, o
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m benchmarks.baseline", description=__doc__, formatter_class=HelpFormatter
-    )
+    p = parser("python -m benchmarks.baseline", __doc__)
     p.add_argument("--data", type=Path, required=True, help="labelled training CSV")
     p.add_argument("--eval-data", type=Path, required=True, help="labelled CSV to score")
     p.add_argument("--text-column", default="comment_text", help="column holding the comment")

@@ -27,6 +27,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def parser(prog: str, description: str, groups: dict | None = None) -> argparse.ArgumentParser:
+    """A stage's parser: `prog` named (or messages begin with __main__.py), defaults shown, and
+    `groups` added: {title, (title, description) or None for ungrouped: {flag: keywords}}."""
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
+    for title, options in (groups or {}).items():
+        heading = (title,) if isinstance(title, str) else title
+        group = p if title is None else p.add_argument_group(*heading)
+        for flag, keywords in options.items():
+            group.add_argument(flag, **keywords)
+    return p
+
+
 def positive_int(text: str) -> int:
     """A whole number of at least 1; argparse turns the error into a usage line and exit 2."""
     try:

@@ -10,7 +10,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from common.cli import HelpFormatter, fraction, positive_int, run_stage, setup_logging
+from common.cli import fraction, parser, positive_int, run_stage, setup_logging
 from common.variants import VARIANTS, Limits
 from export.notes import hide_library_notes
 from export.quantize import ISAS
@@ -39,53 +39,51 @@ def variant_list(text: str) -> list[str]:
     return names
 
 
-LIMITS = "fidelity limits"
-OPTIONS = [
-    ("--model", {"type": Path, "default": Path("artifacts/model"),
-     "help": "the training stage's output folder"}),
-    ("--out", {"type": Path, "default": Path("artifacts/onnx"),
-     "help": "folder for the ONNX variants"}),
-    ("--opset", {"type": int, "default": 17, "help": "ONNX opset of the export"}),
-    ("--variants", {"type": variant_list, "default": None, "help": "comma-separated variants "
-     "to build, each of which must pass (default: every one this machine can check, of "
-     f"{', '.join(OPTIONAL)})"}),
-    ("--target-cpu", {"choices": ["auto", *ISAS], "default": "auto", "help": "the CPU kind "
-     "the int8 variant is quantized for (auto: this one; avx512_vnni also suits AVX-VNNI and "
-     "AMX); export on one machine, score on another kind"}),
-    ("--eval-data", {"type": Path, "default": None, "help": "labelled CSV of your own "
-     "comments: the reduced variants are checked on its first --eval-rows rows, and "
-     "int8-static calibrates on the 300 after them"}),
-    ("--eval-rows", {"type": positive_int, "default": 2000, "help": "--eval-data rows to "
-     "check on"}),
-    ("--force", {"action": "store_true", "help": "replace --out if it has content"}),
-    (LIMITS, "how far int8, int8-static and bf16 may stray from PyTorch fp32 on the checked "
-     "rows; the flag and ROC-AUC limits bind from 200 --eval-data rows"),
-    ("--max-diff", {"default": Limits.max_diff,
-     "help": "largest absolute probability difference"}),
-    ("--p99-diff", {"default": Limits.p99_diff,
-     "help": "99th percentile of the absolute difference"}),
-    ("--min-flag-agreement", {"default": Limits.min_flag_agreement, "help": "least share of "
-     "rows whose flag agrees with PyTorch's at the training thresholds"}),
-    ("--max-auc-drop", {"default": Limits.max_auc_drop, "help": "largest macro ROC-AUC drop"}),
-]  # fmt: skip
+OPTIONS = {
+    None: {
+        "--model": {"type": Path, "default": Path("artifacts/model"),
+                    "help": "the training stage's output folder"},
+        "--out": {"type": Path, "default": Path("artifacts/onnx"),
+                  "help": "folder for the ONNX variants"},
+        "--opset": {"type": int, "default": 17, "help": "ONNX opset of the export"},
+        "--variants": {"type": variant_list, "default": None, "help": "comma-separated "
+                       "variants to build, each of which must pass (default: every one this "
+                       f"machine can check, of {', '.join(OPTIONAL)})"},
+        "--target-cpu": {"choices": ["auto", *ISAS], "default": "auto", "help": "the CPU kind "
+                         "the int8 variant is quantized for (auto: this one; avx512_vnni also "
+                         "suits AVX-VNNI and AMX); export on one machine, score on another kind"},
+        "--eval-data": {"type": Path, "default": None, "help": "labelled CSV of your own "
+                        "comments: the reduced variants are checked on its first --eval-rows "
+                        "rows, and int8-static calibrates on the 300 after them"},
+        "--eval-rows": {"type": positive_int, "default": 2000,
+                        "help": "--eval-data rows to check on"},
+        "--force": {"action": "store_true", "help": "replace --out if it has content"},
+    },
+    ("fidelity limits", "how far int8, int8-static and bf16 may stray from PyTorch fp32 on the "
+     "checked rows; the flag and ROC-AUC limits bind from 200 --eval-data rows"): {
+        "--max-diff": {"type": fraction, "default": Limits.max_diff,
+                       "help": "largest absolute probability difference"},
+        "--p99-diff": {"type": fraction, "default": Limits.p99_diff,
+                       "help": "99th percentile of the absolute difference"},
+        "--min-flag-agreement": {"type": fraction, "default": Limits.min_flag_agreement,
+                                 "help": "least share of rows whose flag agrees with PyTorch's "
+                                 "at the training thresholds"},
+        "--max-auc-drop": {"type": fraction, "default": Limits.max_auc_drop,
+                           "help": "largest macro ROC-AUC drop"},
+    },
+}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m export",
-        description="Export a model folder written by `python -m train` to ONNX with dynamic "
-        "batch and sequence axes, build the faster variants this machine can check (graph-"
-        "optimized, int8, fp16 on CUDA, OpenVINO bf16 and static int8) and check each against "
-        "PyTorch before writing it; a variant past its limits is left out, and export.json "
-        "says why. Example: python -m export --opset 17 --eval-data labelled.csv",
-        formatter_class=HelpFormatter,
+    p = parser(
+        "python -m export",
+        "Export a model folder written by `python -m train` to ONNX with dynamic batch and "
+        "sequence axes, build the faster variants this machine can check (graph-optimized, "
+        "int8, fp16 on CUDA, OpenVINO bf16 and static int8) and check each against PyTorch "
+        "before writing it; a variant past its limits is left out, and export.json says why. "
+        "Example: python -m export --opset 17 --eval-data labelled.csv",
+        OPTIONS,
     )
-    group = p
-    for flag, options in OPTIONS:
-        if flag == LIMITS:
-            group = p.add_argument_group(flag, options)
-        else:
-            group.add_argument(flag, **({"type": fraction} if group is not p else {}), **options)
     _hidden(p)
     return p.parse_args(_renamed(sys.argv[1:] if argv is None else argv))
 

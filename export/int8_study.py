@@ -25,6 +25,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from common.batching import CPU_BATCH_SIZE, batches
+from common.cli import parser
 from common.cpu import this_cpu
 from common.labelled import read_eval_sample
 from common.variants import Limits
@@ -40,12 +41,10 @@ TARGETS = Limits()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m export.int8_study",
-        description="Fidelity and speed of each int8 graph, preset and fp32 holdout on real "
-        "comments. Example: python -m export.int8_study --model artifacts/model "
-        "--data labelled.csv",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = parser(
+        "python -m export.int8_study",
+        "Fidelity and speed of each int8 graph, preset and fp32 holdout on real comments. "
+        "Example: python -m export.int8_study --model artifacts/model --data labelled.csv",
     )
     p.add_argument("--model", type=Path, required=True, help="folder written by python -m train")
     p.add_argument("--data", type=Path, required=True, help="labelled CSV of real comments")

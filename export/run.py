@@ -24,15 +24,15 @@ from export.plan import EVAL_HINT, plan
 log = logging.getLogger("export")
 
 COPIED = ["thresholds.json", "training_args.json", "metrics.json"]
-VERSIONED = {
-    "torch": "torch",
-    "transformers": "transformers",
-    "optimum": "optimum",
-    "optimum-onnx": "optimum-onnx",
-    "onnxruntime": "onnxruntime-gpu",
-    "openvino": "openvino",
-    "nncf": "nncf",
-}
+VERSIONED = (
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+    "onnxruntime-gpu",
+    "openvino",
+    "nncf",
+)
 CALIBRATION_ROWS = 300  # int8-static's calibration texts, taken after the checked rows
 
 
@@ -144,8 +144,7 @@ def _finish(record, left_out, tried, checker, tmp: Path, model_dir, opset, label
     """Left-out variants with their reasons, the eval section, versions; export.json."""
     for name, entry in record["failed"].items():
         if not tried[name]:
-            log.warning("%s left out: %s; name it in --variants to see the figures fail", name,
-                        entry["why"])  # fmt: skip
+            log.warning("%s left out: %s (its figures: export.json, failed)", name, entry["why"])
             left_out[name] = entry["why"]
     if checker.texts:
         record["eval"] = _eval_section(checker, record)
@@ -268,9 +267,9 @@ def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     record = {"python": platform.python_version()}
-    for name, package in VERSIONED.items():
+    for package in VERSIONED:
         try:
-            record[name] = version(package)
+            record[package.removesuffix("-gpu")] = version(package)
         except PackageNotFoundError:
-            record[name] = "not installed"
+            record[package.removesuffix("-gpu")] = "not installed"
     return record

@@ -12,16 +12,16 @@ import signal
 import sys
 from pathlib import Path
 
-from common.cli import HelpFormatter, number, positive_int, run_stage, setup_logging
+from common.cli import number, parser, positive_int, run_stage, setup_logging
 from common.variants import VARIANTS
 
 RAY_ONLY = ("address", "num_workers", "gpus_per_worker")  # options of --engine ray alone
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m score",
-        description="Stream a CSV (or .parquet) file of comments through the exported "
+    p = parser(
+        "python -m score",
+        "Stream a CSV (or .parquet) file of comments through the exported "
         "onnxruntime model into one Parquet file: the id column as read (or a 0-based `row` "
         "column with --no-id-column), then one float32 probability per label, and with "
         "--thresholds one boolean `<label>_flag` column per label (probability >= the "
@@ -29,7 +29,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Example: python -m score comments.csv out.parquet --batch-size 128. "
         "With --engine ray, several files or folders go to an output folder holding "
         "<input stem>/part-<first row>.parquet per input (see docs/scoring.md).",
-        formatter_class=HelpFormatter,
     )
     _file_args(p)
     _model_args(p)

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from common.cli import HelpFormatter, hide_log_messages, positive_int, run_stage, setup_logging
+from common.cli import hide_log_messages, parser, positive_int, run_stage, setup_logging
 from common.labelled import JIGSAW_LABELS
 from train.model import DEFAULT_MODEL
 
@@ -81,17 +81,13 @@ OPTIONS = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m train",
-        description="Fine-tune a BERT-style encoder for multi-label toxic-comment "
-        "classification (BCE-with-logits) and save it in Hugging Face format. "
+    p = parser(
+        "python -m train",
+        "Fine-tune a BERT-style encoder for multi-label toxic-comment classification "
+        "(BCE-with-logits) and save it in Hugging Face format. "
         "Example: python -m train --data train.csv --eval-data test_labeled.csv",
-        formatter_class=HelpFormatter,
+        OPTIONS,
     )
-    for title, options in OPTIONS.items():
-        group = p.add_argument_group(title)
-        for flag, settings in options.items():
-            group.add_argument(flag, **settings)
     args = p.parse_args(argv)
     if args.demo and args.data is not None:
         p.error("--demo makes its own data; drop --data or --demo")

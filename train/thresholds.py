@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from common.artifacts import config_labels
-from common.cli import HelpFormatter, run_stage
+from common.cli import parser, run_stage
 from common.errors import UserError
 from common.jsonfile import dump_json
 from common.labelled import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
@@ -70,11 +70,7 @@ def align(truth: pl.DataFrame, total: int, scores: pl.DataFrame, args) -> pl.Dat
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m train.thresholds",
-        description=__doc__.split("\n\n", 2)[2].replace("\n", " "),
-        formatter_class=HelpFormatter,
-    )
+    p = parser("python -m train.thresholds", __doc__.split("\n\n", 2)[2].replace("\n", " "))
     p.add_argument("labelled", type=Path, help="CSV with the id column and 0/1 label columns")
     p.add_argument("scores", type=Path, help="Parquet that python -m score wrote for that CSV")
     p.add_argument("--out", type=Path, required=True, help="thresholds.json to write")
