@@ -211,13 +211,30 @@ def _check_address(address: str | None) -> None:
             f"--address {address} is not auto, HOST:PORT or ray://HOST:PORT; pass one of those"
         )
     try:
-        socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S).close()
+        with socket.create_connection((host, int(port)), timeout=ADDRESS_TIMEOUT_S) as s:
+            grpc = speaks_grpc(s)
     except OSError as e:
         why = e.strerror or str(e) or type(e).__name__
         raise UserError(
             f"nothing answers at --address {address} ({why}); start Ray there (ray start "
             "--head) or pass --address auto from a node of the cluster"
         ) from None
+    if not grpc:  # ray.init would wait for minutes on it
+        raise UserError(
+            f"something answers at --address {address}, but not Ray (no gRPC); pass the Ray head's "
+            "address (HOST:6379, or ray://HOST:10001) or --address auto from a node of the cluster"
+        )
+
+
+def speaks_grpc(sock: socket.socket) -> bool:
+    """Whether the server answers the HTTP/2 preface with a SETTINGS frame, as every gRPC server
+    (Ray's GCS, its client server) does; an HTTP/1 server, a database ... answers otherwise."""
+    sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+    try:
+        header = sock.recv(9)
+    except OSError:  # reset, or silent for ADDRESS_TIMEOUT_S
+        return False
+    return len(header) >= 4 and header[3] == 4
 
 
 def _start_ray(ray, address: str | None, quiet: bool) -> None:

@@ -5,9 +5,14 @@ message without Ray) run everywhere."""
 
 from __future__ import annotations
 
+import http.server
 import importlib.util
 import json
+import logging
+import socket
+import socketserver
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -190,3 +195,44 @@ def test_several_inputs_need_the_ray_engine(tmp_path: Path, capsys: pytest.Captu
         main([str(first), str(second), str(tmp_path / "o.parquet")])
     assert exit_info.value.code == 2
     assert "pass --engine ray" in capsys.readouterr().err
+
+
+@needs_ray
+def test_an_address_where_something_else_listens_is_one_line_and_quick(
+    tmp_path: Path, onnx_dir: Path, capsys: pytest.CaptureFixture
+):
+    """A web server on loopback: ray.init would wait minutes on it; the check says no at once."""
+    server = socketserver.TCPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    first, second = _inputs(tmp_path / "in")
+    argv = [str(first), str(second), str(tmp_path / "o"), "--model", str(onnx_dir), "--quiet"]
+    started = time.monotonic()
+    try:
+        assert main([*argv, "--engine", "ray", "--address", address]) == 2
+    finally:
+        server.shutdown()
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err.strip().splitlines()  # the web server logs the request too
+    assert err[-1:] == [
+        f"score: error: something answers at --address {address}, but not Ray (no gRPC); pass "
+        "the Ray head's address (HOST:6379, or ray://HOST:10001) or --address auto from a node "
+        "of the cluster"
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+@needs_ray
+def test_a_real_ray_head_passes_the_address_check():
+    """Ray's own GCS, reached on loopback, answers the gRPC probe."""
+    import ray
+
+    from score.ray_engine import speaks_grpc
+
+    ray.init(include_dashboard=False, num_cpus=1, logging_level=logging.ERROR)
+    try:
+        port = int(ray.get_runtime_context().gcs_address.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            assert speaks_grpc(connection)
+    finally:
+        ray.shutdown()
