@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from common.errors import UserError
 from common.writes import atomic_file, check_writable
-from score.input_errors import first_line
+from score.input_csv import first_line
 
 MANIFEST = "_manifest.json"
 

@@ -21,7 +21,7 @@ from common.errors import UserError
 from common.variants import precision
 from common.writes import staged_folder
 from score.input import expand_inputs, open_input
-from score.input_errors import first_line
+from score.input_csv import first_line
 from score.model_folder import (
     choose_variant,
     read_model_folder,
