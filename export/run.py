@@ -19,7 +19,6 @@ from common.variants import VARIANTS, Limits, precision
 from common.writes import check_target, staged_folder
 from export import build, checks, convert, quantize, quantize_static
 from export.checker import VariantChecker
-from export.plan import EVAL_HINT, plan
 
 log = logging.getLogger("export")
 
@@ -63,7 +62,7 @@ def run(
     cpu = this_cpu()
     isa = quantize.isa_for(cpu) if target_cpu == "auto" else target_cpu
     optimizer = checks.optimizer_problem(config)
-    tried, left_out = plan(
+    tried, left_out = checks.plan(
         variants, cpu.flags, cuda=_cuda(variants), eval_data=eval_data is not None,
         optimizer=optimizer, without=without,
     )  # fmt: skip
@@ -175,7 +174,7 @@ def _uncalibrated(tried: dict, left_out: dict, calibration: list, eval_data) -> 
     """int8-static with no rows to calibrate on: refused when named, else left out."""
     if "int8-static" not in tried or calibration:
         return
-    why = f"{eval_data.name} has too few labelled rows to calibrate it on; {EVAL_HINT}"
+    why = f"{eval_data.name} has too few labelled rows to calibrate it on; {checks.EVAL_HINT}"
     if tried.pop("int8-static"):
         raise UserError(f"--variants int8-static: {why}")
     left_out["int8-static"] = why
