@@ -17,7 +17,7 @@ from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
 from common.variants import VARIANTS, Limits, precision
 from common.writes import check_target, staged_folder
-from export import build, checks, convert, quantize, quantize_static
+from export import checks, convert, quantize, quantize_static
 from export.checker import VariantChecker
 
 log = logging.getLogger("export")
@@ -76,7 +76,7 @@ def run(
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
         checker = make_checker(model_dir, tmp, labels, sample)
-        folder = build.Folder(tmp, isa, cpu.flags)
+        folder = convert.Folder(tmp, isa, cpu.flags)
         folder.calibration = quantize_static.calibration_feeds(checker.tokenizer, calibration)
         record = {"max_length": checker.max_len, "variants": {}, "failed": {}}
         for name in tried:
@@ -102,12 +102,12 @@ def _trained_text_column(model_dir: Path) -> str:
     return saved.get("text_column") or "comment_text"
 
 
-def _make(name: str, folder: build.Folder, checker, record: dict, limits: Limits) -> None:
+def _make(name: str, folder: convert.Folder, checker, record: dict, limits: Limits) -> None:
     """Build `name` with the first holdout that keeps it within its limits; record the entry
     under "variants", or under "failed" with why. fp32 failing writes nothing at all."""
     tried = []
-    for holdout in build.holdouts(name):
-        path, info = build.BUILDERS[name](folder, holdout)
+    for holdout in convert.holdouts(name):
+        path, info = convert.BUILDERS[name](folder, holdout)
         entry, probs = checker.check(name, path, VARIANTS[name].devices[0], folder.flags)
         entry.update(info, runtime=VARIANTS[name].runtime, precision=precision(name, folder.flags))
         broken = _broken(name, entry, probs, checker, limits)
