@@ -7,9 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.artifacts import config_labels
 from common.errors import UserError
-from common.jsonfile import read_json
+from common.jsonfile import config_labels, read_json
 from common.labelled import JIGSAW_LABELS
 
 log = logging.getLogger("benchmarks")

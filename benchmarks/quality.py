@@ -6,8 +6,7 @@ import logging
 
 import numpy as np
 
-from common.fidelity import first_non_finite_row, max_abs_diff
-from common.metrics import macro, per_label_auc
+from common.metrics import first_non_finite_row, macro, max_abs_diff, per_label_auc
 
 log = logging.getLogger("benchmarks")
 

@@ -14,8 +14,8 @@ from benchmarks import ceiling, machine, models, quality, report, targets, timin
 from benchmarks import engines as eng
 from benchmarks.texts import file_facts, load_texts
 from common.errors import UserError
-from common.fidelity import agreement, first_non_finite_row
 from common.labelled import read_eval_sample
+from common.metrics import agreement, first_non_finite_row
 from common.variants import Limits
 from score.model_folder import read_model_folder, read_thresholds
 

@@ -1,4 +1,5 @@
-"""JSON in artifact folders: a corrupt file read is a one-line UserError; NaN is written as null."""
+"""JSON in artifact folders: a corrupt file read is a one-line UserError; NaN is written as null;
+and a model folder's label list, as train and export write it."""
 
 from __future__ import annotations
 
@@ -35,3 +36,14 @@ def _clean(obj):
     if isinstance(obj, list | tuple):
         return [_clean(v) for v in obj]
     return obj
+
+
+def config_labels(folder: Path, fix: str) -> list[str]:
+    """The label names of a model folder (train's or export's), in `id2label` order."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserError(f"{folder} has no config.json; {fix}")
+    id2label = read_json(path, fix).get("id2label") or {}
+    if not id2label:
+        raise UserError(f"{path} has no id2label; {fix}")
+    return [id2label[str(i)] for i in range(len(id2label))]

@@ -1,7 +1,7 @@
 """Every variant's facts, once: the file export writes, the runtime that runs it, its precision,
 the CPU it needs, the limits it is held to and its place in `--variant auto`. Export builds and
 checks them, score opens and chooses among them, the benchmarks name them from here; adding a
-variant is one entry below plus its build function in export/build.py."""
+variant is one entry below plus its build function in export/convert.py."""
 
 from __future__ import annotations
 

@@ -23,8 +23,7 @@ from common.batching import (
     in_input_order,
 )
 from common.errors import ParityError
-from common.fidelity import agreement, max_abs_diff, sigmoid
-from common.metrics import macro_auc
+from common.metrics import agreement, macro_auc, max_abs_diff, sigmoid
 from common.sessions import open_variant
 from common.variants import VARIANTS, Limits
 

@@ -1,13 +1,19 @@
-"""Export with optimum and derive the graph-optimized fp32 and fp16 (CUDA) variants."""
+"""Export with optimum, derive the graph-optimized fp32 and fp16 (CUDA) variants, and make each
+variant of common/variants.py in the export folder: one build function each, which takes the
+folder's facts and an fp32 holdout (the int8 variants try quantize.HOLDOUTS in order until one is
+within its limits, the fastest first; the others build once) and returns the file and what to
+record."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.variants import VARIANTS
+from export import quantize, quantize_static
 
 log = logging.getLogger("export")
 
@@ -48,3 +54,60 @@ def optimize(out: Path, *, for_gpu: bool, fp16: bool) -> Path:
         shutil.move(Path(scratch) / f"model_{name}.onnx", target)
     log.info("fused operators in %s: %s", target.name, ORTOptimizer.get_fused_operators(target))
     return target
+
+
+@dataclass
+class Folder:
+    """What the build functions need: the staging folder and the machine's facts."""
+
+    path: Path
+    isa: str  # onnxruntime int8's preset (--target-cpu)
+    flags: frozenset[str]  # this CPU's: int8-static records whether it saturates here
+    calibration: list[dict] = field(default_factory=list)  # int8-static's input batches
+    written: set[str] = field(default_factory=set)  # variants kept so far
+
+
+def fp32(folder: Folder, holdout: str | None) -> tuple[Path, dict]:
+    return folder.path / VARIANTS["fp32"].file, {}
+
+
+def optimized(folder: Folder, holdout: str | None) -> tuple[Path, dict]:
+    return optimize(folder.path, for_gpu=False, fp16=False), {}
+
+
+def fp16(folder: Folder, holdout: str | None) -> tuple[Path, dict]:
+    path = optimize(folder.path, for_gpu=True, fp16=True)
+    return path, {"io": "int64 inputs, float32 logits (fp16 inside)"}
+
+
+def int8(folder: Folder, holdout: str | None) -> tuple[Path, dict]:
+    """The fused graph when optimized was written (its attention runs in int8 too: faster),
+    else the plain one."""
+    source = VARIANTS["optimized" if "optimized" in folder.written else "fp32"].file
+    target = VARIANTS["int8"].file
+    return quantize.quantize(folder.path, source, target, isa=folder.isa, holdout=holdout)
+
+
+def bf16(folder: Folder, holdout: str | None) -> tuple[Path, dict]:
+    return folder.path / VARIANTS["bf16"].file, {}
+
+
+def int8_static(folder: Folder, holdout: str | None) -> tuple[Path, dict]:
+    return quantize_static.quantize_static(
+        folder.path, VARIANTS["fp32"].file, folder.calibration, holdout=holdout, flags=folder.flags
+    )
+
+
+BUILDERS = {
+    "fp32": fp32,
+    "optimized": optimized,
+    "fp16": fp16,
+    "int8": int8,
+    "bf16": bf16,
+    "int8-static": int8_static,
+}
+
+
+def holdouts(name: str) -> tuple[str | None, ...]:
+    """The fp32 holdouts to try for `name`, fastest first."""
+    return tuple(quantize.HOLDOUTS) if VARIANTS[name].arith == "int8" else (None,)

@@ -17,9 +17,8 @@ from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
 from common.variants import VARIANTS, Limits, precision
 from common.writes import check_target, staged_folder
-from export import build, checks, convert, quantize, quantize_static
+from export import checks, convert, quantize, quantize_static
 from export.checker import VariantChecker
-from export.plan import EVAL_HINT, plan
 
 log = logging.getLogger("export")
 
@@ -63,7 +62,7 @@ def run(
     cpu = this_cpu()
     isa = quantize.isa_for(cpu) if target_cpu == "auto" else target_cpu
     optimizer = checks.optimizer_problem(config)
-    tried, left_out = plan(
+    tried, left_out = checks.plan(
         variants, cpu.flags, cuda=_cuda(variants), eval_data=eval_data is not None,
         optimizer=optimizer, without=without,
     )  # fmt: skip
@@ -77,7 +76,7 @@ def run(
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
         checker = make_checker(model_dir, tmp, labels, sample)
-        folder = build.Folder(tmp, isa, cpu.flags)
+        folder = convert.Folder(tmp, isa, cpu.flags)
         folder.calibration = quantize_static.calibration_feeds(checker.tokenizer, calibration)
         record = {"max_length": checker.max_len, "variants": {}, "failed": {}}
         for name in tried:
@@ -103,12 +102,12 @@ def _trained_text_column(model_dir: Path) -> str:
     return saved.get("text_column") or "comment_text"
 
 
-def _make(name: str, folder: build.Folder, checker, record: dict, limits: Limits) -> None:
+def _make(name: str, folder: convert.Folder, checker, record: dict, limits: Limits) -> None:
     """Build `name` with the first holdout that keeps it within its limits; record the entry
     under "variants", or under "failed" with why. fp32 failing writes nothing at all."""
     tried = []
-    for holdout in build.holdouts(name):
-        path, info = build.BUILDERS[name](folder, holdout)
+    for holdout in convert.holdouts(name):
+        path, info = convert.BUILDERS[name](folder, holdout)
         entry, probs = checker.check(name, path, VARIANTS[name].devices[0], folder.flags)
         entry.update(info, runtime=VARIANTS[name].runtime, precision=precision(name, folder.flags))
         broken = _broken(name, entry, probs, checker, limits)
@@ -175,7 +174,7 @@ def _uncalibrated(tried: dict, left_out: dict, calibration: list, eval_data) -> 
     """int8-static with no rows to calibrate on: refused when named, else left out."""
     if "int8-static" not in tried or calibration:
         return
-    why = f"{eval_data.name} has too few labelled rows to calibrate it on; {EVAL_HINT}"
+    why = f"{eval_data.name} has too few labelled rows to calibrate it on; {checks.EVAL_HINT}"
     if tried.pop("int8-static"):
         raise UserError(f"--variants int8-static: {why}")
     left_out["int8-static"] = why

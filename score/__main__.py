@@ -18,6 +18,65 @@ from common.variants import VARIANTS
 RAY_ONLY = ("address", "num_workers", "gpus_per_worker")  # options of --engine ray alone
 
 
+def _positive_float(text: str) -> float:
+    value = number(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a number above 0, got {text} (for CPU workers pass --provider cpu)"
+        )
+    return value
+
+
+SWITCH = {"action": "store_true"}
+OPTIONS = {
+    None: {
+        "inputs": {"metavar": "input", "nargs": "+", "type": Path, "help": "CSV with a header "
+                   "(UTF-8), or a .parquet file; with --engine ray also several files, or "
+                   "folders (their *.csv and *.parquet files)"},
+        "output": {"type": Path, "help": "Parquet file (a folder with --engine ray), written "
+                   "only when scoring succeeds"},
+        "--force": {**SWITCH, "help": "replace an existing output (it is kept until the new one "
+                    "is complete)"},
+        "--model": {"type": Path, "default": Path("artifacts/onnx"),
+                    "help": "the export stage's folder"},
+        "--text-column": {"default": "comment_text", "help": "column holding the comment"},
+        "--id-column": {"default": "id", "help": "copied to the output as read"},
+        "--no-id-column": {"dest": "id_column", "action": "store_const", "const": None,
+                           "help": "the input has no id: write a 0-based `row` column instead"},
+        "--provider": {"choices": ["auto", "cuda", "cpu"], "default": "auto", "help": "auto = "
+                       "CUDA when onnxruntime can use it, else CPU; cuda fails if it cannot"},
+        "--variant": {"choices": ["auto", *VARIANTS], "default": "auto", "help": "int8-static = "
+                      "NNCF's calibrated int8, run by OpenVINO; bf16 = model.onnx run by "
+                      "OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. auto = fp16 on "
+                      "CUDA; on the CPU the first of int8-static (VNNI or AMX), bf16 (bf16 "
+                      "hardware), int8 (VNNI or AMX) that export.json says is within its "
+                      "fidelity limits, else optimized (score/variant_rule.py); the summary "
+                      "line says which and why"},
+        "--batch-size": {"type": positive_int, "help": "default: 64 on CPU, 256 on CUDA"},
+        "--max-len": {"type": positive_int, "help": "tokens per comment (default: training's)"},
+        "--chunk-rows": {"type": positive_int, "default": 50_000,
+                         "help": "rows read, sorted and written at once"},
+        "--threads": {"type": positive_int, "help": "onnxruntime threads (default: its own)"},
+        "--thresholds": {"action": argparse.BooleanOptionalAction, "default": False,
+                         "help": "add a boolean <label>_flag column per label from the "
+                         "model's thresholds.json"},
+        "--encoding": {"choices": ["utf8", "utf8-lossy"], "default": "utf8", "help": "utf8-lossy "
+                       "reads bytes that are not UTF-8 as U+FFFD instead of failing"},
+        "--quiet": {**SWITCH, "help": "no progress bar or log lines"},
+    },
+    'scale-out on Ray (pip install -e ".[ray]")': {
+        "--engine": {"choices": ["local", "ray"], "default": "local", "help": "local: this "
+                     "process, one file; ray: Ray Data over a cluster or a local Ray instance"},
+        "--address": {"help": "Ray cluster to join: auto (the one this node belongs to) or "
+                      "ray://host:10001 (default: start a local Ray instance)"},
+        "--num-workers": {"type": positive_int, "help": "model workers (default: one per GPU, "
+                          "or one per 4 CPUs of the cluster)"},
+        "--gpus-per-worker": {"type": _positive_float, "help": "GPUs each worker holds "
+                              "(default: 1 when the cluster has GPUs, else 0)"},
+    },
+}  # fmt: skip
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = parser(
         "python -m score",
@@ -29,10 +88,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Example: python -m score comments.csv out.parquet --batch-size 128. "
         "With --engine ray, several files or folders go to an output folder holding "
         "<input stem>/part-<first row>.parquet per input (see docs/scoring.md).",
+        OPTIONS,
     )
-    _file_args(p)
-    _model_args(p)
-    _ray_args(p.add_argument_group('scale-out on Ray (pip install -e ".[ray]")'))
     args = p.parse_args(argv)
     if args.engine == "local":
         ray_only = [f for f in RAY_ONLY if getattr(args, f)]
@@ -41,111 +98,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if len(args.inputs) > 1 or args.inputs[0].is_dir():
             p.error("the local engine scores one file; pass --engine ray for several or a folder")
     return args
-
-
-def _file_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "inputs",
-        metavar="input",
-        nargs="+",
-        type=Path,
-        help="CSV with a header (UTF-8), or a .parquet file; with --engine ray also several "
-        "files, or folders (their *.csv and *.parquet files)",
-    )
-    p.add_argument(
-        "output",
-        type=Path,
-        help="Parquet file (a folder with --engine ray), written only when scoring succeeds",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an existing output (it is kept until the new one is complete)",
-    )
-    p.add_argument(
-        "--model", type=Path, default=Path("artifacts/onnx"), help="the export stage's folder"
-    )
-    p.add_argument("--text-column", default="comment_text", help="column holding the comment")
-    p.add_argument("--id-column", default="id", help="copied to the output as read")
-    p.add_argument(
-        "--no-id-column",
-        dest="id_column",
-        action="store_const",
-        const=None,
-        help="the input has no id: write a 0-based `row` column instead",
-    )
-
-
-def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--provider",
-        choices=["auto", "cuda", "cpu"],
-        default="auto",
-        help="auto = CUDA when onnxruntime can use it, else CPU; cuda fails if it cannot",
-    )
-    p.add_argument(
-        "--variant",
-        choices=["auto", *VARIANTS],
-        default="auto",
-        help="int8-static = NNCF's calibrated int8, run by OpenVINO; bf16 = model.onnx run by "
-        "OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. auto = fp16 on CUDA; on the "
-        "CPU the first of int8-static (VNNI or AMX), bf16 (bf16 hardware), int8 (VNNI or AMX) "
-        "that export.json says is within its fidelity limits, else optimized "
-        "(score/variant_rule.py); the summary line says which and why",
-    )
-    for flag, default, help in (
-        ("--batch-size", None, "default: 64 on CPU, 256 on CUDA"),
-        ("--max-len", None, "tokens per comment (default: training's)"),
-        ("--chunk-rows", 50_000, "rows read, sorted and written at once"),
-        ("--threads", None, "onnxruntime threads (default: its own)"),
-    ):
-        p.add_argument(flag, type=positive_int, default=default, help=help)
-    p.add_argument(
-        "--thresholds",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="add a boolean <label>_flag column per label from the model's thresholds.json",
-    )
-    p.add_argument(
-        "--encoding",
-        choices=["utf8", "utf8-lossy"],
-        default="utf8",
-        help="utf8-lossy reads bytes that are not UTF-8 as U+FFFD instead of failing",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-
-
-def _ray_args(ray) -> None:
-    ray.add_argument(
-        "--engine",
-        choices=["local", "ray"],
-        default="local",
-        help="local: this process, one file; ray: Ray Data over a cluster or a local Ray instance",
-    )
-    ray.add_argument(
-        "--address",
-        help="Ray cluster to join: auto (the one this node belongs to) or ray://host:10001 "
-        "(default: start a local Ray instance)",
-    )
-    ray.add_argument(
-        "--num-workers",
-        type=positive_int,
-        help="model workers (default: one per GPU, or one per 4 CPUs of the cluster)",
-    )
-    ray.add_argument(
-        "--gpus-per-worker",
-        type=_positive_float,
-        help="GPUs each worker holds (default: 1 when the cluster has GPUs, else 0)",
-    )
-
-
-def _positive_float(text: str) -> float:
-    value = number(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"must be a number above 0, got {text} (for CPU workers pass --provider cpu)"
-        )
-    return value
 
 
 def _score(args: argparse.Namespace) -> dict:

@@ -1,7 +1,7 @@
 """Step 1, input: stream a CSV or Parquet file as chunks of (ids, texts) in input order, in
 bounded memory; and the files of a multi-file run (named one by one, or the files of folders).
 
-CSV: blocks of whole records, every column as text (input_csv.py; errors: input_errors.py).
+CSV: blocks of whole records, every column as text (input_csv.py, which also locates its errors).
 Parquet: pyarrow's batches, one row group at a time, only the id and text columns.
 """
 
@@ -17,8 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.errors import UserError
-from score.input_csv import iter_blocks, read_header
-from score.input_errors import describe_csv_failure, first_line
+from score.input_csv import describe_csv_failure, first_line, iter_blocks, read_header
 
 SUFFIXES = {".csv", ".parquet"}  # the files a folder given to a multi-file run contributes
 CSV_ERRORS = (pl.exceptions.ComputeError, pl.exceptions.NoDataError)  # Polars refused the CSV

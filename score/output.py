@@ -1,18 +1,29 @@
-"""Output (file): the checks on the output path, its columns, and one chunk's table; the file
-itself is assembled from the finished chunks by score/progress.py, by the write rule of
-`common.writes` (an existing output is replaced only with --force, and only once complete)."""
+"""Output: the checks on the output path, its columns and one chunk's table; the local engine's
+file is assembled from the finished chunks by score/progress.py, by the write rule of
+`common.writes` (an existing output is replaced only with --force, and only once complete).
+
+The Ray engine writes a folder of Parquet parts, a subfolder per input, staged beside the target
+(`common.writes.staged_folder`) and renamed at the end. Parts are named by the input row they start
+at (`part-000000050000.parquet`), so sorting the names gives input order, and a retried task
+rewrites the same name instead of adding a copy. Before the rename every input's parts must tile
+its rows exactly, and each part must be on the driver's disk with the rows its worker reported.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from common.errors import UserError
-from common.writes import check_target
+from common.writes import atomic_file, check_target, check_writable
+from score.input_csv import first_line
 
 FLAG_SUFFIX = "_flag"
+MANIFEST = "_manifest.json"
 
 
 def check_output_path(output: Path, input_path: Path, force: bool = False) -> None:
@@ -47,3 +58,86 @@ def chunk_table(
     if thresholds is not None:
         columns += [probs[:, i] >= t for i, t in enumerate(thresholds)]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def write_part(folder: Path, input_stem: str, first_row: int, table: pa.Table) -> str:
+    """Write one part atomically; returns its path relative to `folder`."""
+    target = folder / input_stem / f"part-{first_row:012d}.parquet"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # tidy=False: workers on other nodes share this folder, and a PID means nothing across
+    # machines; finish() removes what failed attempts left.
+    with atomic_file(target, tidy=False) as tmp:
+        pq.write_table(table, tmp)
+    return str(target.relative_to(folder))
+
+
+def check_output_folder(out: Path, force: bool = False) -> None:
+    """A new or empty folder, or (with --force) one this command wrote: it has our manifest."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"the output {out} is a file; --engine ray writes a folder: pass one")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            raise UserError(
+                f"the output folder {out} already holds files that python -m score did not "
+                "write; pass a new or empty folder"
+            )
+        if not force:
+            raise UserError(f"{out} already exists and is not empty; pass --force to replace it")
+    if not out.parent.is_dir():
+        raise UserError(f"the output's parent folder {out.parent} does not exist; create it first")
+    check_writable(out, "output folder")
+
+
+def check_parts(parts: list[dict]) -> dict[str, dict]:
+    """Per input: rows, blank texts and parts, after checking the parts tile 0..rows exactly.
+    Each part is {"input", "first_row", "rows", "blank", "last", "path"}; `last` marks the part
+    holding the input's final row, which is how a missing tail would show."""
+    by_input: dict[str, list[dict]] = {}
+    for part in parts:
+        by_input.setdefault(part["input"], []).append(part)
+    summary = {}
+    for name, group in by_input.items():
+        group.sort(key=lambda p: p["first_row"])
+        expected = 0
+        for part in group:
+            if part["first_row"] != expected:
+                raise RuntimeError(f"{name}: rows {expected}.. missing or doubled before a part")
+            expected += part["rows"]
+        if sum(p["last"] for p in group) != 1 or not group[-1]["last"]:
+            raise RuntimeError(f"{name}: the parts do not end at the input's last row")
+        summary[name] = {
+            "rows": expected,
+            "empty_texts": sum(p["blank"] for p in group),
+            "parts": [p["path"] for p in group],
+        }
+    return summary
+
+
+def finish(staging: Path, parts: list[dict], manifest: dict) -> None:
+    """Check that each part a worker reported is on this machine, reads as Parquet and holds its
+    rows (a worker on another node without shared storage writes to its own disk); drop what
+    failed attempts left (stray parts, a killed worker's temporary file); write the manifest.
+    The caller puts the folder in place."""
+    shared = (
+        "the output folder must be on storage that every Ray node sees at the same path (NFS "
+        "or a shared mount); pass such an output path"
+    )
+    for part in parts:
+        path = staging / part["path"]
+        if not path.is_file():
+            raise UserError(f"{path}, written by a Ray worker, is not on this machine; {shared}")
+        try:
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except (pa.ArrowException, OSError) as e:
+            raise UserError(
+                f"{path}, written by a Ray worker, is not Parquet ({first_line(e)}); {shared}"
+            ) from None
+        if rows != part["rows"]:
+            raise UserError(
+                f"{path} holds {rows} rows where its Ray worker wrote {part['rows']}; {shared}"
+            )
+    keep = {p for entry in manifest["inputs"].values() for p in entry["parts"]}
+    for path in staging.rglob("*"):
+        if path.is_file() and str(path.relative_to(staging)) not in keep:
+            path.unlink()
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

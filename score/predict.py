@@ -19,7 +19,7 @@ from common.batching import (
 )
 from common.cpu import cpu_flags
 from common.errors import UserError
-from common.fidelity import sigmoid as sigmoid64
+from common.metrics import sigmoid as sigmoid64
 from common.sessions import CUDA_FIX, cuda_usable, open_variant
 from common.variants import precision
 from score.model_folder import read_model_folder, resolve_max_len, variant_choice

@@ -3,7 +3,7 @@ the local code.
 
 Every input gets the single-machine checks here first, so bad input gets the same message before
 any worker starts. Ray Data then streams: CPU tasks read and tokenize chunks (ray_workers), a pool
-of actors runs the model and writes Parquet parts, and output_folder checks the parts before the
+of actors runs the model and writes Parquet parts, and score.output checks the parts before the
 folder is renamed into place. The provider and variant are chosen here, once, for every worker.
 """
 
@@ -21,7 +21,7 @@ from common.errors import UserError
 from common.variants import precision
 from common.writes import staged_folder
 from score.input import expand_inputs, open_input
-from score.input_errors import first_line
+from score.input_csv import first_line
 from score.model_folder import (
     choose_variant,
     read_model_folder,
@@ -29,8 +29,7 @@ from score.model_folder import (
     resolve_max_len,
     variant_choice,
 )
-from score.output import output_schema
-from score.output_folder import check_output_folder, check_parts, finish
+from score.output import check_output_folder, check_parts, finish, output_schema
 from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
 from score.run import READING, Options
 

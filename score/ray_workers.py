@@ -19,8 +19,7 @@ import pyarrow.compute as pc
 
 from score.input import iter_chunks, open_input
 from score.model_folder import read_model_folder, read_thresholds
-from score.output import chunk_table, output_schema
-from score.output_folder import write_part
+from score.output import chunk_table, output_schema, write_part
 from score.predict import Scorer, TextTokenizer, Tokens
 
 CPU_THREADS_PER_WORKER = 4  # onnxruntime threads of one worker, fewer on a node with fewer CPUs

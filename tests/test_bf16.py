@@ -20,7 +20,7 @@ from common.cpu import NO_BF16, bf16_flag, cpu_flags
 from common.errors import UserError
 from common.openvino_session import OpenVinoSession
 from common.sessions import open_session
-from export.plan import plan
+from export.checks import plan
 from score.__main__ import main as score_main
 from score.model_folder import read_model_folder, variant_choice
 from score.variant_rule import auto_variant

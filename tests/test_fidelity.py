@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from common.fidelity import agreement, first_non_finite_row, max_abs_diff, sigmoid
+from common.metrics import agreement, first_non_finite_row, max_abs_diff, sigmoid
 
 
 def test_nan_or_inf_anywhere_is_an_infinite_gap():

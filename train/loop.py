@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from common.errors import UserError
+from common.metrics import roc_auc_report
 from train.batching import collate, sorted_batches
-from train.metrics import roc_auc_report
 from train.model import named_classifier_head
 
 log = logging.getLogger("train")

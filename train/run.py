@@ -16,10 +16,10 @@ import transformers
 from common.errors import UserError
 from common.jsonfile import dump_json
 from common.labelled import LabelledData, read_labelled_csv
+from common.metrics import best_f1_thresholds
 from common.writes import check_target, staged_folder
 from train import loop, report
 from train.batching import Encoded, encode, length_grouped_batches
-from train.metrics import best_f1_thresholds
 from train.model import check_model_arg, load_model, load_tokenizer
 
 log = logging.getLogger("train")

@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from common.artifacts import config_labels
 from common.cli import parser, run_stage
 from common.errors import UserError
-from common.jsonfile import dump_json
+from common.jsonfile import config_labels, dump_json
 from common.labelled import JIGSAW_LABELS, ROW_INDEX, read_labels_with_ids
+from common.metrics import best_f1_thresholds
 from common.writes import atomic_file, check_target
-from train.metrics import best_f1_thresholds
 
 
 def read_scores(path: Path, id_column: str, labels: list[str]) -> pl.DataFrame:
