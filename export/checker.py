@@ -1,12 +1,6 @@
-"""Check each exported variant against PyTorch on the same texts, in the scorer's batches, under
-one finite-and-close rule.
-
-Every variant is compared on the parity texts (and on the `--eval-data` sample when given); a
-NaN or inf anywhere is an infinite gap, so it always fails. fp32, optimized and fp16 are held
-to their parity limit; the reduced variants (int8, bf16, int8-static) to the fidelity `Limits`:
-the largest and 99th-percentile probability gap, flag agreement at the model's thresholds, and
-the macro ROC-AUC change when the sample has labels.
-"""
+"""Each exported variant against PyTorch on the parity texts and the --eval-data sample, in the
+scorer's batches: NaN or inf is an infinite gap; fp32, optimized and fp16 are held to their
+parity limit, the reduced variants to the fidelity `Limits`."""
 
 from __future__ import annotations
 

@@ -1,14 +1,6 @@
-"""What each int8 choice costs in fidelity and gives in speed, on real comments, on this CPU.
-
-python -m export.int8_study --model artifacts/model --data labelled.csv
-
-The model is exported once (fp32 and optimized); then every graph (fused, plain), preset
-(--isas) and fp32 holdout is quantized and compared with PyTorch on the first --rows labelled
-rows (largest and p99 probability gap, flag agreement at the training thresholds, macro ROC-AUC
-change), exactly as `python -m export` checks int8. Speed: each file runs the same tokenized,
-length-sorted batches of 64 (the scorer's batching, model only), best of --repeats rounds with
-every file timed in each round, so the machine's drift touches every choice alike.
-Writes int8_study.md and int8_study.json (default: benchmarks/results/<cpu>/).
+"""Every int8 graph, preset and fp32 holdout, checked as export checks int8 and timed on the
+scorer's batches (best of --repeats rounds, every file in each round, so drift touches all
+alike), into int8_study.md and .json. python -m export.int8_study --model M --data labelled.csv
 """
 
 from __future__ import annotations

@@ -1,13 +1,6 @@
-"""Static int8 for OpenVINO: model.onnx quantized by NNCF with activation scales calibrated on
-real comments, saved as OpenVINO IR (the `int8-static` variant).
-
-Static scales need no per-batch quantizing of activations, and OpenVINO fuses each quantized
-MatMul with its neighbours; the operators left in float run in bf16 where the CPU has bf16
-hardware. On Zen 4 (2 threads, real comments, model only) it ran 697 rows/s with the
-feed-forward output projections held out (what export kept for the real model), 616 with all
-feed-forward MatMuls held out, against 535 for bf16, 254 for onnxruntime's dynamic int8 and 334
-for PyTorch's bf16 autocast; all-int8 ran 831 but strayed by 0.099 (docs/variants.md).
-"""
+"""The `int8-static` variant: model.onnx quantized by NNCF with activation scales calibrated on
+real comments, saved as OpenVINO IR. Static scales need no per-batch quantizing, and OpenVINO
+fuses each quantized MatMul with its neighbours (speed per holdout: docs/results.md)."""
 
 from __future__ import annotations
 
@@ -36,13 +29,8 @@ def quantize_static(
     out: Path, source: str, feeds: list[dict], *, holdout: str, flags: frozenset[str]
 ) -> tuple[Path, dict]:
     """Write STATIC_FILE (+ .bin) in `out`: `source` in static int8 but the `holdout` MatMuls.
-
-    The record says whether this CPU (`flags`), where the variant is checked, has int8 dot
-    products that do not saturate: without VNNI or AMX OpenVINO's u8 x s8 products go through
-    16-bit pairs, and the same file strays further (emulated AVX2 on Zen 4, real model: max gap
-    0.068 and p99 0.037 against 0.047 and 0.014), so the scorer holds it to the kind it was
-    checked on.
-    """
+    The record says whether this CPU has non-saturating int8 dot products (VNNI, AMX): the scorer
+    holds the file to that kind, as it strays further elsewhere (docs/variants.md)."""
     import nncf
     import openvino as ov
 

@@ -1,13 +1,7 @@
-"""Output: the checks on the output path, its columns and one chunk's table; the local engine's
-file is assembled from the finished chunks by score/progress.py, by the write rule of
-`common.writes` (an existing output is replaced only with --force, and only once complete).
-
-The Ray engine writes a folder of Parquet parts, a subfolder per input, staged beside the target
-(`common.writes.staged_folder`) and renamed at the end. Parts are named by the input row they start
-at (`part-000000050000.parquet`), so sorting the names gives input order, and a retried task
-rewrites the same name instead of adding a copy. Before the rename every input's parts must tile
-its rows exactly, and each part must be on the driver's disk with the rows its worker reported.
-"""
+"""Output: the output path's checks, its columns and one chunk's table (score/progress.py
+assembles the local file). The Ray engine's staged folder holds `<input>/part-<first row>.parquet`
+(names sort in input order; a retried task rewrites its own name); before the rename each
+input's parts must tile its rows and be on the driver's disk with the rows reported."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""A run's progress, kept as it goes so a stopped run resumes where it stopped.
-
-Each finished chunk is a Parquet part in a work folder beside the output (`.<output>.parts/`),
-written by the write rule, with `run.json` naming the run it belongs to: the input (name, size,
-modification time), the model (export.json's hash), the variant, labels, thresholds and the
-settings that shape the output. The same command run again skips the chunks whose part exists;
-the output is assembled from the parts at the end and the folder removed. A run that stops on
-an error (not an interruption) discards its progress: running it again would meet the same.
-"""
+"""A run's progress, so a stopped run resumes: each finished chunk is a Parquet part in
+`.<output>.parts/`, and run.json there names the run (input, model, variant, labels, settings).
+The same command skips finished chunks; the output is assembled from the parts at the end. An
+error (not an interruption) discards the progress: running again would meet the same error."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""The Ray engine, `--engine ray`: score many files on a Ray cluster, or a local Ray instance, with
-the local code.
-
-Every input gets the single-machine checks here first, so bad input gets the same message before
-any worker starts. Ray Data then streams: CPU tasks read and tokenize chunks (ray_workers), a pool
-of actors runs the model and writes Parquet parts, and score.output checks the parts before the
-folder is renamed into place. The provider and variant are chosen here, once, for every worker.
-"""
+"""`--engine ray`: every input gets the single-machine checks first; then Ray Data streams chunks
+through CPU tasks that read and tokenize (ray_workers) and a pool of actors that run the model
+and write Parquet parts, checked (score.output) before the folder is renamed into place. The
+provider and variant are chosen here, once, for every worker."""
 
 from __future__ import annotations
 
