@@ -157,7 +157,7 @@ def summary_line(summary: dict) -> str:
     return (
         f"scored {summary['rows']} rows in {summary['seconds']:.1f} s "
         f"({summary['rows_per_s']:.0f} rows/s) on {summary['provider']}{workers} with the "
-        f"{summary['variant']} model ({summary['precision']}){f' ({why})' if why else ''}; "
+        f"{summary['variant']} model ({summary['precision']}{f'; {why}' if why else ''}); "
         f"{summary['empty_texts']} rows with empty text; "
         f"{f'resumed {resumed} rows scored by an earlier run; ' if resumed else ''}"
         f"wrote {summary['output']}"

@@ -95,7 +95,8 @@ def test_scoring_with_int8_static_stays_within_its_limits(
     # Its float operators run in bf16 on bf16 hardware, else fp32: export.json and the summary
     # both say which.
     floats = "bf16" if bf16_flag(cpu_flags()) else "fp32"
-    assert f"with the int8-static model (int8 + {floats})" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert f"with the int8-static model (int8 + {floats}; asked for with --variant)" in summary
     record = json.loads((static_export / "export.json").read_text())["variants"]["int8-static"]
     assert record["precision"] == f"int8 + {floats}"
     assert scores["int8-static"]["id"].to_list() == scores["fp32"]["id"].to_list()

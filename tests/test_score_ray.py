@@ -56,7 +56,10 @@ def test_ray_local_mode_matches_the_single_machine_scorer(
     flags = ["--chunk-rows", "7", "--max-len", "32", "--provider", "cpu", "--variant", "optimized"]
     argv = [str(first), str(second), str(out), "--model", str(onnx_dir), "--engine", "ray"]
     assert main([*argv, "--num-workers", "1", "--quiet", *flags]) == 0
-    assert "on cpu (1 Ray worker) with the optimized model (fp32)" in capsys.readouterr().out
+    summary = capsys.readouterr().out
+    assert (
+        "on cpu (1 Ray worker) with the optimized model (fp32; asked for with --variant)" in summary
+    )
 
     manifest = json.loads((out / "_manifest.json").read_text())
     for source in (first, second):

@@ -135,7 +135,7 @@ def test_cli_summary_names_the_auto_choice_and_why(cpu_export: Path, tmp_path: P
         assert main([*argv, "--variant", "auto"]) == 0
     summary = stdout.getvalue()
     precision = {"bf16": "bf16", "optimized": "fp32"}[expected]  # what the summary names
-    assert f"with the {expected} model ({precision}) (auto: this CPU has " in summary
+    assert f"with the {expected} model ({precision}; auto: this CPU has " in summary
     scored = pl.read_parquet(out).drop("id").to_numpy()
     texts = pl.read_csv(data)["comment_text"].fill_null("").to_list()
     direct = Scorer(cpu_export, variant=expected, provider="cpu").predict(texts)
