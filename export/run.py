@@ -191,7 +191,7 @@ def _samples(eval_data, text_column: str, labels, eval_rows: int, tried: dict):
     texts, flags = read_eval_sample(eval_data, text_column, labels, eval_rows + wanted, log)
     calibrate = min(wanted, max(len(texts) - eval_rows, len(texts) // 5))
     checked = min(eval_rows, len(texts) - calibrate)
-    if calibrate < wanted:
+    if wanted and len(texts) < eval_rows + wanted:  # a split the user did not ask for: say it
         log.warning(
             "%s has %d labelled rows, fewer than --eval-rows %d + %d to calibrate int8-static: "
             "checking on the first %d, calibrating on the next %d",

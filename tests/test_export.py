@@ -18,6 +18,7 @@ from conftest import BF16_HERE, labelled_rows, write_labelled_csv
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from common.cpu import this_cpu
+from common.labelled import JIGSAW_LABELS
 from common.sessions import cuda_usable
 from common.variants import VARIANTS
 from export.__main__ import main
@@ -144,6 +145,24 @@ def test_eval_data_reports_roc_auc_change(tmp_path, trained_model_dir, labelled_
     assert fidelity["sample_rows"] == record["eval"]["rows"] == 56
     assert len(fidelity["flag_agreement"]) == 6  # one per label, at the training thresholds
     assert fidelity["roc_auc_change"] == record["eval"]["int8"]["roc_auc_change"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "eval_rows", "checked", "calibrated"),
+    [(2000, 2000, 1700, 300), (2300, 2000, 2000, 300), (2100, 2000, 1800, 300), (70, 40, 40, 30)],
+)
+def test_eval_data_is_split_between_checking_and_calibration(
+    tmp_path, caplog, rows, eval_rows, checked, calibrated
+):
+    from export.run import _samples
+
+    base = labelled_rows()
+    data = write_labelled_csv(tmp_path / "eval.csv", [base[i % len(base)] for i in range(rows)])
+    tried = {"fp32": True, "int8-static": False}
+    (texts, _), calibration = _samples(data, "comment_text", JIGSAW_LABELS, eval_rows, tried)
+    assert (len(texts), len(calibration)) == (checked, calibrated)
+    said = f"checking on the first {checked}, calibrating on the next {calibrated}"
+    assert (said in caplog.text) is (rows < eval_rows + 300)  # only a split it made is logged
 
 
 def _error(capsys) -> str:
