@@ -113,12 +113,10 @@ class _Notice(argparse.Action):
 
 def _renamed(argv: list[str]) -> list[str]:
     out = []
-    for arg in argv:
-        old, sep, value = arg.partition("=")
+    for old, sep, value in (arg.partition("=") for arg in argv):
         if old in RENAMED:
             print(f"export: note: {old} is now {RENAMED[old]}", file=sys.stderr)
-            arg = RENAMED[old] + sep + value
-        out.append(arg)
+        out.append(RENAMED.get(old, old) + sep + value)
     return out
 
 

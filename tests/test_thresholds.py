@@ -105,3 +105,14 @@ def test_scores_without_the_id_column_are_refused(scored, onnx_dir, tmp_path: Pa
     assert score(argv) == 0
     assert thresholds([str(labelled), str(rows_only), "--out", str(tmp_path / "t.json")]) == 2
     assert "no column 'id'" in _one_line_error(capsys)
+
+
+def test_a_label_named_twice_is_a_usage_error(tmp_path: Path, capsys):
+    """Once a polars DuplicateError traceback; now argparse's one line and exit 2."""
+    argv = ["a.csv", "b.parquet", "--out", str(tmp_path / "t.json"), "--labels", "toxic", "toxic"]
+    with pytest.raises(SystemExit) as exit_info:
+        thresholds(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--labels names a label more than once; name each label once" in err
+    assert "Traceback" not in err and not (tmp_path / "t.json").exists()

@@ -82,7 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--id-column", default="id", help="id column in both files")
     p.add_argument("--drop-unlabeled", action="store_true", help="leave out (and count) -1 rows")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.labels and len(set(args.labels)) < len(args.labels):
+        p.error("--labels names a label more than once; name each label once")
+    return args
 
 
 def default_labels(out: Path) -> tuple[list[str], str]:
