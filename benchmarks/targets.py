@@ -21,8 +21,13 @@ def ranked(speed: dict) -> dict:
     return {n: r for n, r in speed.items() if not r.get("failed")}
 
 
-def best_pytorch(speed: dict) -> str | None:
-    torch = {n: r for n, r in ranked(speed).items() if r["group"] == "pytorch"}
+def best_pytorch(speed: dict, faithful: bool = True) -> str | None:
+    """The fastest PyTorch engine; `faithful`: of those within the variants' fidelity limits."""
+    torch = {
+        n: r
+        for n, r in ranked(speed).items()
+        if r["group"] == "pytorch" and not (faithful and r.get("limits_broken"))
+    }
     return max(torch, key=lambda n: torch[n]["rows_per_s"]) if torch else None
 
 
@@ -31,17 +36,22 @@ def check(record: dict) -> list[dict]:
     speed = record.get("throughput", {}).get("engines", {})
     if not speed:
         return []
-    best = best_pytorch(speed)
+    best, fastest = best_pytorch(speed), best_pytorch(speed, faithful=False)
     if record["settings"]["device"] == "cpu":
         rows = [
-            _ratio(speed, E2E, best, 1.5, "scorer end to end vs the best PyTorch"),
+            _ratio(speed, E2E, best, 1.5, "scorer end to end vs the fastest faithful PyTorch"),
+            _ratio(
+                speed, E2E, fastest, 1.0, "scorer end to end vs the fastest PyTorch, any fidelity"
+            ),
             _ratio(speed, E2E, SEED, 5.0, "scorer end to end vs the seed's loop"),
             _auc(record),
         ]
     else:
         rows = [
             _ratio(speed, E2E, SEED, 10.0, "scorer end to end vs the seed's loop"),
-            _ratio(speed, "onnxruntime-fp16", best, 1.3, "ORT fp16 vs the best PyTorch"),
+            _ratio(
+                speed, "onnxruntime-fp16", best, 1.3, "ORT fp16 vs the fastest faithful PyTorch"
+            ),
             _absolute(speed, E2E, 20_000, "scorer end to end, rows/s (bert-base-sized model)"),
         ]
         if (record["model"].get("hidden_size"), record["model"].get("layers")) != (768, 12):
@@ -60,6 +70,8 @@ def _ratio(speed: dict, fast: str, slow: str | None, goal: float, what: str) -> 
         return {**row, "measured": "not measured", "value": None, "met": None}
     if speed[fast].get("failed"):
         return {**row, "measured": f"failed: {speed[fast]['failed']}", "value": None, "met": False}
+    if broken := speed[fast].get("limits_broken"):  # fast, but not the model's answers
+        return {**row, "measured": f"breaks {'; '.join(broken)}", "value": None, "met": False}
     value = speed[fast]["rows_per_s"] / speed[slow]["rows_per_s"]
     return {**row, "measured": f"{value:.2f}x ({slow})", "value": value, "met": value >= goal}
 
@@ -93,6 +105,8 @@ def why_missed(record: dict, row: dict) -> str:
     name, against = row["engine"], row.get("against")
     if speed.get(name, {}).get("failed"):
         return f"{name} gave {speed[name]['failed']}"
+    if speed.get(name, {}).get("limits_broken"):
+        return f"{name} is outside the variants' fidelity limits against PyTorch fp32"
     if row["target"].startswith("macro ROC-AUC"):
         diff = record["quality"]["engines"][name]["max_abs_diff"]
         return f"{name}'s probabilities differ from PyTorch fp32's by up to {diff:.3f}"
@@ -120,20 +134,17 @@ def _at_ceiling(record: dict, name: str) -> str:
         f"{name} is at {100 * useful['share']:.0f}% of the {arith} GEMM ceiling "
         f"({ceiling['gemm'][arith]['gops']:,.1f} {UNIT.get(arith, 'GFLOP/s')})"
     )
-    if useful["share"] > 1:  # the ceiling is torch's kernel, timed once: not a law
-        text += ", above it: its kernels beat torch's bare GEMM here, or the load changed"
     return text
 
 
 def _ceilings(record: dict, need: float) -> str:
-    """What a bare GEMM in each arithmetic allows for this model, and which cannot reach `need`."""
+    """What each arithmetic's ceiling allows for this model at its measured rate (a bound on
+    these kernels here, not on the arithmetic: a faster kernel would move it)."""
     gemm = (record["throughput"].get("ceiling") or {}).get("gemm", {})
     if not gemm:
         return ""
     allowed = ", ".join(f"{a} {g['rows_per_s']:,.0f}" for a, g in gemm.items())
-    short = [a for a, g in gemm.items() if g["rows_per_s"] < need]
-    text = f"the GEMM ceilings allow at most (rows/s): {allowed}"
-    return text + (f"; {' and '.join(short)} cannot reach {need:,.0f}" if short else "")
+    return f"the fastest measured kernels of each arithmetic would allow (rows/s): {allowed}"
 
 
 def notes(record: dict) -> list[str]:

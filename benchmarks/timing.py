@@ -18,12 +18,17 @@ def synchronizer(device: str):
 
 
 def warm_up(engines: list, texts: list[str], rows: int) -> None:
-    """One call per engine on an evenly spread subset (short and long texts alike)."""
+    """One call per engine on an evenly spread subset (short and long texts alike), or on every
+    text for an engine that compiles per shape (`warm_on_all`), whose call time is kept."""
     picked = [texts[i] for i in np.linspace(0, len(texts) - 1, min(rows, len(texts)), dtype=int)]
     for engine in engines:
-        log.info("warm-up   %-26s %d rows", engine.name, len(picked))
-        engine.prepare(picked)
+        these = texts if getattr(engine, "warm_on_all", False) else picked
+        log.info("warm-up   %-26s %d rows", engine.name, len(these))
+        engine.prepare(these)
+        start = time.perf_counter()
         engine()
+        if these is texts:
+            engine.info["first_call_s"] = round(time.perf_counter() - start, 1)
 
 
 def time_engines(engines: list, texts: list[str], repeats: int, device: str) -> dict:

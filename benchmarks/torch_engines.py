@@ -1,5 +1,6 @@
-"""PyTorch engines: the seed's padded loop and length-bucketed eager runs in fp32, bf16/fp16
-autocast and dynamic int8, and which of them a user would pick on this device (flags passed in)."""
+"""PyTorch engines: the seed's padded loop, length-bucketed eager runs in fp32, bf16/fp16
+autocast and dynamic int8, `torch.compile` of the fastest faithful one, and which of them a user
+would pick on this device (flags passed in)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ def torch_precisions(device: str, flags: frozenset[str]) -> tuple[list[str], dic
     return ["fp32", "int8"], {"bf16": NO_BF16}
 
 
+def compiled_precision(device: str, flags: frozenset[str]) -> str:
+    """The arithmetic a user would hand to `torch.compile`: the fastest one that stays within the
+    variants' fidelity limits (dynamic int8 does not: 0.39 max gap on real comments)."""
+    if device == "cuda":
+        return "fp16"
+    return "bf16" if cpu.bf16_flag(flags) else "fp32"
+
+
 def quantize_linear_int8(model):
     """A copy of `model` with every nn.Linear in dynamic int8 (weights int8, activations at run
     time): PyTorch's like-for-like peer of onnxruntime's dynamic int8 variant."""
@@ -58,21 +67,32 @@ class TorchEngine(InMemoryEngine):
 
     group = "pytorch"
 
-    def __init__(self, model, tokenizer, *, max_len, batch_size, device, padded, arith="fp32"):
-        """`tokenizer`: transformers' for the seed's padded loop, else common.batching's."""
+    def __init__(
+        self, model, tokenizer, *, max_len, batch_size, device, padded, arith="fp32", compile=False
+    ):
+        """`tokenizer`: transformers' for the seed's padded loop, else common.batching's;
+        `compile`: run `torch.compile(model, dynamic=True)` (its first call compiles: the
+        warm-up runs it on every text, and its time is kept apart as `first_call_s`)."""
         self.tokenizer, self.arith, self.padded = tokenizer, arith, padded
         self.model = quantize_linear_int8(model) if arith == "int8" else model
+        if compile:
+            self.model = torch.compile(self.model, dynamic=True)
         self.max_len, self.batch_size = max_len, batch_size
         self.device = self.provider = device
         named = {"fp32": "fp32", "int8": "int8 dynamic (nn.Linear)"}
         self.precision = named.get(arith, f"{arith} autocast")
-        self.name = f"pytorch-{arith}-{'padded' if padded else 'bucketed'}"
+        self.name = (
+            f"pytorch-{arith}-{'padded' if padded else 'compiled' if compile else 'bucketed'}"
+        )
+        self.warm_on_all = compile  # shapes it has not met yet would compile inside the timing
         self.batching = (
             f"padded to {max_len}, input order, one encode_plus per text (the seed's loop)"
             if padded
             else "sorted by token length, padded to each batch's longest"
         )
         self.info = {"quantized_engine": torch.backends.quantized.engine} if arith == "int8" else {}
+        if compile:
+            self.precision += ", torch.compile (inductor, dynamic shapes)"
 
     def __call__(self) -> None:
         self.last = self._padded(self.texts) if self.padded else self._bucketed(self.texts)

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from common.cpu import int8_dot_flag
 from common.errors import UserError
-from common.variants import AUTO_ORDER, FLAG_REASONS, VARIANTS, auto_flag
+from common.variants import FLAG_REASONS, VARIANTS, auto_flag, auto_order
 
 
 def auto_variant(
     provider: str, flags: frozenset[str], present: set[str], records: dict[str, dict]
 ) -> tuple[str, str]:
     """The variant to run and why; `present` are the exported files, `records` export.json's
-    entries. AUTO_ORDER's first variant that this CPU is worth it on (its `auto_on` flags),
+    entries. The first variant of the provider's and CPU's `auto_order` that this CPU is worth it on (its `auto_on` flags),
     export kept and, if reduced, checked on enough rows; each one passed over says why."""
     passed_over, missing = [], []
-    for name in AUTO_ORDER[provider]:
+    for name in auto_order(provider, flags):
         flag = auto_flag(VARIANTS[name], flags) if provider == "cpu" else ""
         if flag is None:
             continue
