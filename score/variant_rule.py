@@ -15,8 +15,9 @@ def auto_variant(
     provider: str, flags: frozenset[str], present: set[str], records: dict[str, dict]
 ) -> tuple[str, str]:
     """The variant to run and why; `present` are the exported files, `records` export.json's
-    entries. The first variant of the provider's and CPU's `auto_order` that this CPU is worth it on (its `auto_on` flags),
-    export kept and, if reduced, checked on enough rows; each one passed over says why."""
+    entries. The first variant in `auto_order` (per provider and CPU kind) that this CPU is
+    worth it on (its `auto_on` flags), export kept and, if reduced, checked on enough rows; each
+    one passed over says why."""
     passed_over, missing = [], []
     for name in auto_order(provider, flags):
         flag = auto_flag(VARIANTS[name], flags) if provider == "cpu" else ""
