@@ -185,6 +185,13 @@ def _timing_notes(speed: dict) -> list[str]:
         "chunk before the model starts) fade as in a large file; loading the model is timed "
         f"apart: {', '.join(loads) or 'n/a'}."
     ]
+    if stages := speed.get(targets.E2E, {}).get("summary", {}).get("stage_seconds"):
+        seconds = speed[targets.E2E]["summary"]["seconds"]
+        lines.append(
+            f"Its last run of {seconds:.1f} s kept each stage busy for (s): reading and "
+            f"tokenizing {stages['read']:.1f}, the model {stages['predict']:.1f}, writing "
+            f"{stages['write']:.1f} (reading and writing run beside the model)."
+        )
     if compiled:
         lines.append(
             "torch.compile's first pass over the texts (compiling included) is not in its rows/s: "

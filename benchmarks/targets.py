@@ -44,6 +44,7 @@ def check(record: dict) -> list[dict]:
                 speed, E2E, fastest, 1.0, "scorer end to end vs the fastest PyTorch, any fidelity"
             ),
             _ratio(speed, E2E, SEED, 5.0, "scorer end to end vs the seed's loop"),
+            _ratio(speed, E2E, _alone(speed), 0.95, "scorer end to end vs its variant alone"),
             _auc(record),
         ]
     else:
@@ -74,6 +75,12 @@ def _ratio(speed: dict, fast: str, slow: str | None, goal: float, what: str) -> 
         return {**row, "measured": f"breaks {'; '.join(broken)}", "value": None, "met": False}
     value = speed[fast]["rows_per_s"] / speed[slow]["rows_per_s"]
     return {**row, "measured": f"{value:.2f}x ({slow})", "value": value, "met": value >= goal}
+
+
+def _alone(speed: dict) -> str | None:
+    """The engine that runs the end-to-end run's variant on texts in memory."""
+    variant = speed.get(E2E, {}).get("variant")
+    return engine_name(variant) if variant in VARIANTS else None
 
 
 def _absolute(speed: dict, name: str, goal: float, what: str) -> dict:

@@ -99,6 +99,7 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
         "batch_size": scorer.batch_size,
         "max_len": scorer.max_len,
         "chunk_rows": o.chunk_rows,
+        "stage_seconds": counts["stage_seconds"],
     }
 
 
@@ -147,6 +148,7 @@ def _score_file(source, scorer, progress: Progress, schema, cut, o: Options) -> 
     with bar:
         pipeline = Pipeline(iter_chunks(source, o.chunk_rows), tokenize, predict, write)
         pipeline.run()
+    counts["stage_seconds"] = {k: round(v, 3) for k, v in pipeline.busy.items()}
     return counts
 
 

@@ -140,7 +140,11 @@ def test_cpu_run_writes_every_engine_with_finite_figures(cpu_run):
         assert name in stdout
     assert record["texts"]["rows"] == 24
     # End to end scores 10 copies of the texts in one file; torch.compile's first pass is apart.
-    assert engines["scorer-end-to-end"]["summary"]["rows"] == 240
+    summary = engines["scorer-end-to-end"]["summary"]
+    assert summary["rows"] == 240
+    stages = summary["stage_seconds"]  # each stage's busy time, within the run's own
+    assert set(stages) == {"read", "predict", "write"}
+    assert all(0 < v <= summary["seconds"] for v in stages.values()), stages
     compiled = "pytorch-bf16-compiled" if BF16_HERE else "pytorch-fp32-compiled"
     assert engines[compiled]["first_call_s"] > 0
     assert record["texts"]["repeated"] is False  # 24 of the file's 70 rows
@@ -263,10 +267,12 @@ def test_targets_are_the_ratios_of_the_measured_rates(cpu_run):
         ("scorer end to end vs the fastest faithful PyTorch", best, 1.5),
         ("scorer end to end vs the fastest PyTorch, any fidelity", fastest, 1.0),
         ("scorer end to end vs the seed's loop", seed, 5.0),
+        ("scorer end to end vs its variant alone", default, 0.95),
     ]
-    expected = [(w, a, e2e["rows_per_s"] / torch_rates[a], g) for w, a, g in expected]
+    rates = {n: r["rows_per_s"] for n, r in speed.items()}
+    expected = [(w, a, e2e["rows_per_s"] / rates[a], g) for w, a, g in expected]
     rows = record["targets"]
-    assert len(rows) == 4
+    assert len(rows) == 5
     for row, (what, against, ratio, goal) in zip(rows, expected, strict=False):
         assert (row["target"], row["against"]) == (what, against)
         assert row["value"] == pytest.approx(ratio, rel=1e-9)
@@ -275,8 +281,8 @@ def test_targets_are_the_ratios_of_the_measured_rates(cpu_run):
         verdict = "met" if ratio >= goal else "MISSED"
         assert f"target: {what}: {ratio:.2f}x ({against}) (>= {goal:g}x) {verdict}" in stdout
     change = record["quality"]["engines"][default]["roc_auc_change"]
-    assert rows[3]["engine"] == default and rows[3]["value"] == change
-    assert rows[3]["met"] is (abs(change) <= 0.002)
+    assert rows[4]["engine"] == default and rows[4]["value"] == change
+    assert rows[4]["met"] is (abs(change) <= 0.002)
 
 
 def test_report_chart_and_headline_column(cpu_run):
@@ -320,10 +326,11 @@ def test_a_non_finite_engine_is_failed_not_ranked():
     })  # fmt: skip
     assert best_pytorch(speed) == "pytorch-fp32-bucketed"  # bf16 is fastest, but gave NaN
     record = {"settings": {"device": "cpu"}, "throughput": {"engines": speed}, "model": {}}
-    best, _, seed, auc = targets_check(record)
+    best, _, seed, alone, auc = targets_check(record)
     assert (best["value"], best["met"]) == (pytest.approx(1.25), False)
     assert best["why"] == "needs 180 rows/s, runs 150 rows/s"  # no ceiling in this record
     assert (seed["value"], seed["met"], auc["met"]) == (3.0, False, None)
+    assert alone["met"] is None  # the optimized variant was not timed alone in this record
     speed["scorer-end-to-end"]["failed"] = "NaN or inf probabilities (first at text 0)"
     best = targets_check(record)[0]
     assert (best["met"], best["value"]) == (False, None)
