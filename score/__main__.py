@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         code, summary = run_stage("score", lambda: _score(args))
     except KeyboardInterrupt:
         kept = "; the chunks already scored are kept: run the same command again to resume"
-        kept = kept if args.engine == "local" else ""
         print(f"score: interrupted; {args.output} was not written{kept}", file=sys.stderr)
         return 130
     finally:

@@ -1,11 +1,14 @@
 """Output: the output path's checks, its columns and one chunk's table (score/progress.py
-assembles the local file). The Ray engine's staged folder holds `<input>/part-<first row>.parquet`
-(names sort in input order; a retried task rewrites its own name); before the rename each
-input's parts must tile its rows and be on the driver's disk with the rows reported."""
+assembles the local file). The Ray engine's workers write `<input>/part-<first row>.parquet`
+into the run's progress folder (names sort in input order; a retried task rewrites its own
+name); at the end each input's parts must tile its rows, they move into a staged folder and
+must be on the driver's disk with the rows reported before that folder is renamed into place."""
 
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.errors import UserError
-from common.writes import atomic_file, check_target, check_writable
+from common.writes import atomic_file, check_target, check_writable, staged_folder
 from score.input_csv import first_line
 
 FLAG_SUFFIX = "_flag"
@@ -54,15 +57,38 @@ def chunk_table(
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def write_part(folder: Path, input_stem: str, first_row: int, table: pa.Table) -> str:
-    """Write one part atomically; returns its path relative to `folder`."""
+def write_part(
+    folder: Path, input_stem: str, first_row: int, table: pa.Table, *, last: bool, blank: int
+) -> str:
+    """Write one chunk's part atomically; returns its path relative to `folder`. Its metadata
+    says whether it ends the input and how many texts were empty, for a run that resumes."""
     target = folder / input_stem / f"part-{first_row:012d}.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
+    table = table.replace_schema_metadata({"last": str(int(last)), "empty": str(blank)})
     # tidy=False: workers on other nodes share this folder, and a PID means nothing across
     # machines; finish() removes what failed attempts left.
     with atomic_file(target, tidy=False) as tmp:
         pq.write_table(table, tmp)
     return str(target.relative_to(folder))
+
+
+def finished_parts(folder: Path, chunk_rows: int) -> tuple[list[dict], set[str]]:
+    """The parts an earlier run of the same command wrote into `folder` (as the workers report
+    them), and the stems of the inputs they finish: the final chunk and every one before it."""
+    parts = []
+    for path in sorted(folder.glob("*/part-*.parquet")):  # not the temporary files of a kill
+        meta = pq.read_metadata(path)
+        parts.append({
+            "input": path.parent.name,
+            "first_row": int(path.stem[5:]),
+            "rows": meta.num_rows,
+            "blank": int(meta.metadata[b"empty"]),
+            "last": meta.metadata[b"last"] == b"1",
+            "path": str(path.relative_to(folder)),
+        })  # fmt: skip
+    count = Counter(p["input"] for p in parts)  # parts start at multiples of chunk_rows
+    ends = [p for p in parts if p["last"]]  # finished: as many parts as chunks up to the last
+    return parts, {p["input"] for p in ends if count[p["input"]] * chunk_rows > p["first_row"]}
 
 
 def check_output_folder(out: Path, force: bool = False) -> None:
@@ -104,6 +130,26 @@ def check_parts(parts: list[dict]) -> dict[str, dict]:
             "empty_texts": sum(p["blank"] for p in group),
             "parts": [p["path"] for p in group],
         }
+    return summary
+
+
+def write_folder(
+    output: Path, work: Path, parts: list[dict], names: dict[str, str], about: dict
+) -> dict[str, dict]:
+    """Check that `parts` (in the progress folder `work`) tile every input, move them into a
+    staged output folder (a rename per input: the same storage), write the manifest (`about`,
+    the inputs by `names[stem]`, the rows) and put the folder in place. Returns check_parts'."""
+    summary = check_parts(parts)
+    manifest = {
+        "inputs": {names[stem]: entry for stem, entry in summary.items()},
+        "rows": sum(entry["rows"] for entry in summary.values()),
+        **about,
+        "order": "part names sort in input order; rows in a part keep input order",
+    }
+    with staged_folder(output) as staging:
+        for stem in summary:
+            os.replace(work / stem, staging / stem)
+        finish(staging, parts, manifest)
     return summary
 
 

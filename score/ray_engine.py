@@ -1,6 +1,7 @@
 """`--engine ray`: every input gets the single-machine checks first; then Ray Data streams chunks
 through CPU tasks that read and tokenize (ray_workers) and a pool of actors that run the model
-and write Parquet parts, checked (score.output) before the folder is renamed into place. The
+and write Parquet parts into the run's progress folder (score/progress.py: the same command
+resumes a stopped run), checked (score.output) and moved into the output folder at the end. The
 provider and variant are chosen here, once, for every worker."""
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import pyarrow as pa
 from common.cpu import cpu_flags
 from common.errors import UserError
 from common.variants import precision
-from common.writes import staged_folder
 from score.input import expand_inputs, open_input
 from score.input_csv import first_line
 from score.model_folder import (
@@ -25,9 +25,10 @@ from score.model_folder import (
     resolve_max_len,
     variant_choice,
 )
-from score.output import check_output_folder, check_parts, finish, output_schema
+from score.output import check_output_folder, finished_parts, output_schema, write_folder
+from score.progress import Progress, input_facts
 from score.ray_workers import CPU_THREADS_PER_WORKER, ChunkScorer, read_inputs
-from score.run import READING, Options
+from score.run import READING, Options, check_unchanged, run_identity
 
 # Reading and tokenizing take about 1% of a CPU worker's time. Their tasks ask for half a CPU:
 # a request unlike the actors' keeps Ray from fusing the two stages into one serial actor, and
@@ -55,8 +56,7 @@ def run_ray(
     check_output_folder(output, o.force)
     _check_address(address)
     folder = read_model_folder(o.model_dir)  # then its checks, before Ray starts
-    if o.thresholds:
-        read_thresholds(folder)
+    cut = read_thresholds(folder) if o.thresholds else None
     if o.provider != "auto":
         choose_variant(folder, o.variant, o.provider)  # --variant/--provider clashes
     id_name = o.id_column or "row"
@@ -72,14 +72,18 @@ def run_ray(
     try:
         plan = _plan(ray, folder, o.provider, o.variant, num_workers, gpus_per_worker)
         actor |= {"provider": plan["provider"], "variant": plan["variant"]}
-        totals = _score_to_folder(ray, files, output, reader, actor, plan, folder.labels, o)
+        facts = [input_facts(f) for f in files]
+        identity = run_identity(o, facts, plan["variant"], folder.labels, max_len, cut)
+        totals = _score_to_folder(ray, files, output, identity, reader, actor, plan, o)
     finally:
         ray.shutdown()
     seconds = time.perf_counter() - started
     return {
         "rows": totals["rows"],
+        "resumed_rows": totals["resumed"],
         "seconds": round(seconds, 3),
-        "rows_per_s": round(totals["rows"] / seconds, 1),
+        # The rows scored by this run: resumed ones took no time here.
+        "rows_per_s": round((totals["rows"] - totals["resumed"]) / seconds, 1),
         "ray_start_s": round(ray_start_s, 3),
         **plan,  # provider, variant, precision, workers, gpus_per_worker
         "empty_texts": totals["empty_texts"],
@@ -139,42 +143,61 @@ def _plan(ray, folder, provider: str, variant: str, num_workers, gpus_per_worker
     }
 
 
-def _score_to_folder(ray, files, output, reader, actor, plan, labels, o: Options) -> dict:
-    """Run the Ray Data pipeline into a staged output folder, check the parts, write the manifest
-    and put the folder in place; returns the rows and empty texts of all inputs. A worker's
-    UserError comes back as itself, not a traceback."""
+def _score_to_folder(ray, files, output, identity, reader, actor, plan, o: Options) -> dict:
+    """Score what earlier runs of the same command (`identity`: see score/progress.py) left,
+    then put the output folder in place. Returns the rows, empty texts and resumed rows of all
+    inputs. As in the local engine, an error (not an interruption) discards the progress."""
+    progress = Progress(output, identity, o.force)  # after the plan: it names the variant
+    resumed, finished = finished_parts(progress.folder, o.chunk_rows)
+    try:
+        todo = [f for f in files if f.stem not in finished]  # inputs an earlier run finished
+        parts = resumed + _score_parts(ray, todo, progress.folder, resumed, reader, actor, plan)
+        for file, facts in zip(files, identity["input"], strict=True):
+            check_unchanged(file, facts)
+        about = {"labels": identity["labels"], "model": str(o.model_dir)}
+        about |= {k: plan[k] for k in ("provider", "variant", "precision")}
+        names = {f.stem: str(f) for f in files}
+        summary = write_folder(output, progress.folder, parts, names, about)
+    except UserError:
+        progress.discard()
+        raise
+    progress.discard()
+    totals = {k: sum(entry[k] for entry in summary.values()) for k in ("rows", "empty_texts")}
+    return totals | {"resumed": sum(p["rows"] for p in resumed)}
+
+
+def _score_parts(ray, files, folder: Path, resumed: list[dict], reader, actor, plan) -> list:
+    """Run the Ray Data pipeline over `files`, leaving out the chunks already `resumed`; the
+    actors write the parts into `folder` and report them. A worker's UserError comes back as
+    itself, not a traceback."""
+    if not files:
+        return []
+    done: dict[str, list[int]] = {}
+    for part in resumed:
+        done.setdefault(part["input"], []).append(part["first_row"])
     dataset = ray.data.from_items([{"path": str(f)} for f in files], override_num_blocks=len(files))
     dataset = dataset.map_batches(
-        read_inputs, batch_size=1, batch_format="pyarrow", fn_kwargs=reader, num_cpus=READ_CPUS
+        read_inputs,
+        batch_size=1,
+        batch_format="pyarrow",
+        fn_kwargs=reader | {"done": done},
+        num_cpus=READ_CPUS,
     )
-    with staged_folder(output) as staging:
-        dataset = dataset.map_batches(
-            ChunkScorer,
-            batch_size=reader["chunk_rows"],
-            batch_format="pyarrow",
-            fn_constructor_kwargs=actor | {"staging": str(staging)},
-            compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
-            num_gpus=plan["gpus_per_worker"] or None,
-            num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
-        )
-        try:
-            parts = dataset.take_all()
-        except Exception as e:
-            if (found := _user_error(e)) is None:
-                raise
-            raise found from None
-        summary = check_parts(parts)
-        by_stem = {f.stem: str(f) for f in files}
-        manifest = {
-            "inputs": {by_stem[stem]: entry for stem, entry in summary.items()},
-            "rows": sum(entry["rows"] for entry in summary.values()),
-            "labels": labels,
-            "model": str(o.model_dir),
-            **{k: plan[k] for k in ("provider", "variant", "precision")},
-            "order": "part names sort in input order; rows in a part keep input order",
-        }
-        finish(staging, parts, manifest)
-    return {k: sum(entry[k] for entry in summary.values()) for k in ("rows", "empty_texts")}
+    dataset = dataset.map_batches(
+        ChunkScorer,
+        batch_size=1,  # one chunk: see score/ray_workers.py
+        batch_format="pyarrow",
+        fn_constructor_kwargs=actor | {"folder": str(folder)},
+        compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
+        num_gpus=plan["gpus_per_worker"] or None,
+        num_cpus=1,  # Ray's bookkeeping; onnxruntime runs --threads (default up to 4) threads
+    )
+    try:
+        return dataset.take_all()
+    except Exception as e:
+        if (found := _user_error(e)) is None:
+            raise
+        raise found from None
 
 
 def _import_ray():

@@ -1,9 +1,11 @@
 """What the Ray engine's workers run: the local input, tokenizer and Scorer, for `map_batches`.
 Plain Python with no Ray import, so these are the code paths the local scorer's tests cover.
 Stage 1 (CPU tasks) reads an input in chunks and tokenizes them; stage 2 (one actor per worker,
-one GPU each on a GPU cluster) runs the model and writes each chunk as a Parquet part. Internal
-columns: `_input` (the input's stem), `_row` (0-based row in that input), `_last` (the input's
-final row), `_blank` (empty text), `_id`, `_tokens` (token ids, ragged).
+one GPU each on a GPU cluster) runs the model and writes each chunk as a Parquet part. One Ray
+row is one chunk, so a part is always one whole chunk, scored in the same batches by every run
+(a resumed run's scores are bit for bit an uninterrupted run's). Its columns: `_input` (the
+input's stem), `_row` (the chunk's first row, 0-based), `_last` (the input's final chunk),
+`_blank` (empty texts), and as lists `_id` and `_tokens` (token ids, ragged).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from score.input import iter_chunks, open_input
 from score.model_folder import read_model_folder, read_thresholds
@@ -23,6 +24,7 @@ from score.output import chunk_table, output_schema, write_part
 from score.predict import Scorer, TextTokenizer, Tokens
 
 CPU_THREADS_PER_WORKER = 4  # onnxruntime threads of one worker, fewer on a node with fewer CPUs
+PART_FACTS = ("_input", "_row", "_last", "_blank")
 
 
 @functools.lru_cache(maxsize=4)
@@ -31,31 +33,42 @@ def _tokenizer(tokenizer_file: str, max_len: int) -> TextTokenizer:
 
 
 def read_inputs(
-    batch: pa.Table, *, options: dict, chunk_rows: int, tokenizer_file: str, max_len: int
+    batch: pa.Table,
+    *,
+    options: dict,
+    chunk_rows: int,
+    tokenizer_file: str,
+    max_len: int,
+    done: dict[str, list[int]],
 ) -> Iterator[pa.Table]:
-    """For each input path in `batch`, its tokenized chunks in order, streamed one at a time."""
+    """For each input path in `batch`, its tokenized chunks in order, streamed one at a time,
+    leaving out the chunks (first rows) that `done` lists for its stem: parts an earlier run
+    wrote. Those are still read, to find where the next chunk starts, but not tokenized."""
     tokenizer = _tokenizer(tokenizer_file, max_len)
     for path in batch.column("path").to_pylist():
+        stem, skip = Path(path).stem, set(done.get(Path(path).stem, ()))
         chunks = iter_chunks(open_input(Path(path), **options), chunk_rows)
         chunk = next(chunks)  # an input with no rows raises the local scorer's message here
         for following in chunks:  # one chunk of look-ahead tells which one is the last
-            yield _chunk_table(Path(path).stem, chunk, tokenizer, last=False)
+            if chunk.start not in skip:
+                yield _chunk_row(stem, chunk, tokenizer, last=False)
             chunk = following
-        yield _chunk_table(Path(path).stem, chunk, tokenizer, last=True)
+        if chunk.start not in skip:
+            yield _chunk_row(stem, chunk, tokenizer, last=True)
 
 
-def _chunk_table(stem: str, chunk, tokenizer: TextTokenizer, *, last: bool) -> pa.Table:
-    rows = len(chunk.ids)
-    ends = np.zeros(rows, dtype=bool)
-    ends[-1] = last
+def _chunk_row(stem: str, chunk, tokenizer: TextTokenizer, *, last: bool) -> pa.Table:
+    def one(values: pa.Array) -> pa.LargeListArray:  # the whole array as one list value
+        return pa.LargeListArray.from_arrays(pa.array([0, len(values)], pa.int64()), values)
+
     return pa.table(
         {
-            "_input": pa.array([stem] * rows, pa.string()),
-            "_row": pa.array(np.arange(chunk.start, chunk.start + rows, dtype=np.int64)),
-            "_last": pa.array(ends),
-            "_blank": pa.array(chunk.blank),
-            "_id": chunk.ids,
-            "_tokens": tokens_to_arrow(tokenizer.tokenize(chunk.texts)),
+            "_input": [stem],
+            "_row": pa.array([chunk.start], pa.int64()),
+            "_last": [last],
+            "_blank": pa.array([int(chunk.blank.sum())], pa.int64()),
+            "_id": one(chunk.ids),
+            "_tokens": one(tokens_to_arrow(tokenizer.tokenize(chunk.texts))),
         }
     )
 
@@ -75,42 +88,27 @@ def tokens_from_arrow(column: pa.ChunkedArray | pa.Array) -> Tokens:
 
 
 class ChunkScorer:
-    """One per worker: loads the model once, scores batches, writes each input's rows as a part.
-    The driver passes the provider and variant it chose for the whole run; `Scorer` honours
-    them or raises the single-machine UserError (no silent fallback to another precision)."""
+    """One per worker: loads the model once, scores one chunk per call and writes it as a part
+    into `folder` (its name says which chunk: a retried call rewrites the same part). The driver
+    passes the provider and variant it chose for the whole run; `Scorer` honours them or raises
+    the single-machine UserError (no silent fallback to another precision)."""
 
-    def __init__(self, *, staging: str, model_dir: str, id_name: str, thresholds: bool, **scorer):
-        self.staging = Path(staging)
-        folder = read_model_folder(Path(model_dir))
-        self.cut = read_thresholds(folder) if thresholds else None
+    def __init__(self, *, folder: str, model_dir: str, id_name: str, thresholds: bool, **scorer):
+        self.folder = Path(folder)
+        model = read_model_folder(Path(model_dir))
+        self.cut = read_thresholds(model) if thresholds else None
         self.id_name = id_name
         threads = scorer.pop("threads") or min(CPU_THREADS_PER_WORKER, os.cpu_count() or 1)
         self.scorer = Scorer(Path(model_dir), threads=threads, **scorer)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        """Score the batch; return one summary row per part written."""
-        probs = self.scorer.predict_tokens(tokens_from_arrow(batch.column("_tokens")))
-        inputs = batch.column("_input")
-        parts = []
-        for stem in pc.unique(inputs).to_pylist():
-            rows = np.flatnonzero(pc.equal(inputs, stem).to_numpy(zero_copy_only=False))
-            row_numbers = batch.column("_row").to_numpy()[rows]
-            rows = rows[np.argsort(row_numbers, kind="stable")]
-            # A batch may join blocks that are not neighbours in the input: one part per run.
-            breaks = np.flatnonzero(np.diff(np.sort(row_numbers)) != 1) + 1
-            parts += [self._write(stem, batch.take(r), probs[r]) for r in np.split(rows, breaks)]
-        return pa.Table.from_pylist(parts)
-
-    def _write(self, stem: str, rows: pa.Table, probs: np.ndarray) -> dict:
-        ids = rows.column("_id").combine_chunks()
+        """Score the chunk (`batch_size=1`: one row); return the part's summary row."""
+        stem, first, last, blank = (batch.column(c)[0].as_py() for c in PART_FACTS)
+        ids = batch.column("_id").combine_chunks().flatten()
+        tokens = tokens_from_arrow(batch.column("_tokens").combine_chunks().flatten())
+        probs = self.scorer.predict_tokens(tokens, first_row=first)
         schema = output_schema(self.id_name, ids.type, self.scorer.labels, self.cut is not None)
-        first = int(rows.column("_row")[0].as_py())
-        path = write_part(self.staging, stem, first, chunk_table(schema, ids, probs, self.cut))
-        return {
-            "input": stem,
-            "first_row": first,
-            "rows": rows.num_rows,
-            "blank": int(pc.sum(rows.column("_blank")).as_py() or 0),
-            "last": bool(pc.any(rows.column("_last")).as_py()),
-            "path": path,
-        }
+        table = chunk_table(schema, ids, probs, self.cut)
+        path = write_part(self.folder, stem, first, table, last=last, blank=blank)
+        part = {"input": stem, "first_row": first, "rows": len(ids), "blank": blank}
+        return pa.Table.from_pylist([part | {"last": last, "path": path}])

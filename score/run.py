@@ -65,18 +65,13 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
         f"scoring {input_path} -> {output_path}: chunks of {o.chunk_rows} rows, batches of "
         f"{scorer.batch_size}, provider {scorer.provider}, variant {scorer.variant}"
     )
-    identity = {
-        "input": input_facts(input_path),
-        "model": model_facts(o.model_dir),
-        **{k: getattr(scorer, k) for k in ("variant", "labels", "max_len")},
-        "thresholds": None if cut is None else [float(t) for t in cut],
-        **o.pick("text_column", "id_column", "encoding", "chunk_rows"),
-    }
+    facts = input_facts(input_path)
+    identity = run_identity(o, facts, scorer.variant, scorer.labels, scorer.max_len, cut)
     progress = Progress(output_path, identity, o.force)
     started = time.perf_counter()
     try:
         counts = _score_file(source, scorer, progress, schema, cut, o)
-        _check_unchanged(input_path, identity["input"])
+        check_unchanged(input_path, facts)
         made_by = {**identity, "precision": scorer.precision, "version": tool_version()}
         made_by["input"] = {**identity["input"], "rows": counts["rows"]}
         progress.assemble(output_path, schema, made_by)
@@ -103,7 +98,21 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
     }
 
 
-def _check_unchanged(path: Path, facts: dict) -> None:
+def run_identity(o: Options, facts, variant: str, labels: list, max_len: int, cut) -> dict:
+    """What a run's progress belongs to (score/progress.py), for both engines: progress made
+    with another input (`facts`), model, variant, labels, thresholds or chunking is not mixed in."""
+    return {
+        "input": facts,
+        "model": model_facts(o.model_dir),
+        "variant": variant,
+        "labels": labels,
+        "max_len": max_len,
+        "thresholds": None if cut is None else [float(t) for t in cut],
+        **o.pick("text_column", "id_column", "encoding", "chunk_rows"),
+    }
+
+
+def check_unchanged(path: Path, facts: dict) -> None:
     """The input read is the input named: a file replaced or rewritten meanwhile is refused."""
     try:
         now = input_facts(path)

@@ -11,7 +11,7 @@ import pytest
 
 from common.errors import UserError
 from common.writes import staged_folder
-from score.output import MANIFEST, check_parts, finish, write_part
+from score.output import MANIFEST, check_parts, finish, finished_parts, write_part
 
 
 def _part(first: int, rows: int, last: bool = False, name: str = "a") -> dict:
@@ -47,7 +47,7 @@ def _finish_into(out: Path, parts: list[dict], manifest: dict, extra=None) -> No
     """Stage a folder as the Ray engine does: parts written, then finish() and the swap."""
     with staged_folder(out) as staging:
         for part in parts:
-            write_part(staging, part["input"], part["first_row"], TABLE)
+            write_part(staging, part["input"], part["first_row"], TABLE, last=False, blank=0)
         if extra:
             extra(staging)
         finish(staging, parts, manifest)
@@ -63,7 +63,8 @@ def test_finish_keeps_listed_parts_only_and_replaces_an_earlier_output(tmp_path:
     kept = _part(0, 1, last=True)
 
     def failed_attempts(staging: Path) -> None:
-        write_part(staging, "a", 7, TABLE)  # a part of a failed attempt that nobody listed
+        # a part of a failed attempt that nobody listed
+        write_part(staging, "a", 7, TABLE, last=False, blank=0)
         (staging / "a" / ".part-000000000009.parquet.tmp-123").write_bytes(b"half")  # killed
 
     manifest = {"inputs": {"a.csv": {"rows": 1, "empty_texts": 0, "parts": [kept["path"]]}}}
@@ -102,3 +103,18 @@ def test_a_part_missing_or_wrong_on_the_driver_fails_and_keeps_the_old_output(
     assert "\n" not in message
     assert (out / MANIFEST).read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["scored"]
+
+
+def test_finished_parts_reads_back_what_the_workers_wrote(tmp_path: Path):
+    """An input is finished when its final chunk and every chunk before it have a part."""
+    table = pa.table({"id": ["x", "y"], "toxic": pa.array([0.5, 0.1], pa.float32())})
+    written = [("a", 0, False), ("a", 2, True), ("b", 0, False), ("b", 4, True), ("c", 0, False)]
+    for stem, first, last in written:
+        write_part(tmp_path, stem, first, table, last=last, blank=first + 1)
+    (tmp_path / "c" / ".part-000000000002.parquet.tmp-123").write_bytes(b"half")  # killed
+    parts, finished = finished_parts(tmp_path, chunk_rows=2)
+    assert finished == {"a"}  # b lacks rows 2-3, c its last chunk
+    assert [(p["input"], p["first_row"], p["last"]) for p in parts] == written
+    assert [p["blank"] for p in parts] == [1, 3, 1, 5, 1]
+    assert {p["rows"] for p in parts} == {2}
+    assert parts[1]["path"] == "a/part-000000000002.parquet"

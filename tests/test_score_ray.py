@@ -176,7 +176,7 @@ def test_a_worker_that_cannot_honour_the_drivers_choice_fails_with_the_local_mes
 
     if cuda_usable():
         pytest.skip("this machine can run CUDA: the refusal needs a worker without it")
-    actor = {"staging": str(tmp_path), "model_dir": str(onnx_dir), "id_name": "id"}
+    actor = {"folder": str(tmp_path), "model_dir": str(onnx_dir), "id_name": "id"}
     scorer = {"variant": "optimized", "batch_size": None, "max_len": 32, "threads": 1}
     with pytest.raises(UserError, match="--provider cuda was asked for but onnxruntime cannot"):
         ChunkScorer(**actor, thresholds=False, provider="cuda", **scorer)
