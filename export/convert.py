@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.variants import VARIANTS
+from common.writes import writing
 from export import quantize, quantize_static
 
 log = logging.getLogger("export")
@@ -22,15 +23,16 @@ def export_onnx(model_dir: Path, out: Path, opset: int) -> Path:
     """optimum's exporter: model.onnx with dynamic batch and sequence axes, config, tokenizer."""
     from optimum.exporters.onnx import main_export
 
-    main_export(
-        str(model_dir),
-        output=out,
-        task="text-classification",
-        opset=opset,
-        device="cpu",
-        do_validation=False,
-        local_files_only=True,
-    )
+    with writing(out / VARIANTS["fp32"].file):
+        main_export(
+            str(model_dir),
+            output=out,
+            task="text-classification",
+            opset=opset,
+            device="cpu",
+            do_validation=False,
+            local_files_only=True,
+        )
     return out / VARIANTS["fp32"].file
 
 

@@ -16,7 +16,7 @@ from common.jsonfile import read_json
 from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
 from common.variants import VARIANTS, Limits, precision
-from common.writes import check_target, staged_folder
+from common.writes import check_target, staged_folder, writing
 from export import checks, convert, quantize, quantize_static
 from export.checker import VariantChecker
 
@@ -107,7 +107,8 @@ def _make(name: str, folder: convert.Folder, checker, record: dict, limits: Limi
     under "variants", or under "failed" with why. fp32 failing writes nothing at all."""
     tried = []
     for holdout in convert.holdouts(name):
-        path, info = convert.BUILDERS[name](folder, holdout)
+        with writing(folder.path / VARIANTS[name].file):  # a full disk names the variant's file
+            path, info = convert.BUILDERS[name](folder, holdout)
         entry, probs = checker.check(name, path, VARIANTS[name].devices[0], folder.flags)
         entry.update(info, runtime=VARIANTS[name].runtime, precision=precision(name, folder.flags))
         broken = _broken(name, entry, probs, checker, limits)

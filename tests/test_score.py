@@ -393,8 +393,8 @@ def test_disk_full_is_one_line_no_partial_output_and_the_old_one_kept(
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr  # the one other line is the --max-len warning
     assert done.stderr.strip().splitlines()[-1] == (
-        f"score: error: could not write {out} (File too large); the existing one is kept; "
-        "free some space or pass a place you can write"
+        f"score: error: could not write {out} (File too large: this process may write files of "
+        "32 KiB at most); the existing one is kept; free some space or pass a place you can write"
     )
     assert out.read_bytes() == b"the previous results"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["many.csv", "scores.parquet"]

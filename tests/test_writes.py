@@ -116,9 +116,13 @@ root = Path(sys.argv[1])
 try:
     if sys.argv[2] == "file":
         write_text(root / "out.txt", "x" * 1_000_000)
-    else:
+    elif sys.argv[2] == "folder":
         with staged_folder(root / "out") as tmp:
             (tmp / "weights.bin").write_bytes(b"x" * 1_000_000)
+    else:  # a failure with no file at the limit: not the disk's fault
+        with staged_folder(root / "out") as tmp:
+            (tmp / "weights.bin").write_bytes(b"x" * 1_000)
+            raise RuntimeError("a bug in the writer")
 except UserError as e:
     print(e)
 """
@@ -142,9 +146,23 @@ def test_disk_full_is_one_line_and_keeps_the_old_output(tmp_path: Path, kind: st
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines() == [
-        f"could not write {tmp_path / ('out.txt' if kind == 'file' else 'out')} (File too large); "
-        "the existing one is kept; free some space or pass a place you can write"
+        f"could not write {tmp_path / ('out.txt' if kind == 'file' else 'out')} (File too large: "
+        "this process may write files of 64 KiB at most); the existing one is kept; free some "
+        "space or pass a place you can write"
     ]
     assert _names(tmp_path) == ["out.txt" if kind == "file" else "out"]
     kept = tmp_path / "out.txt" if kind == "file" else tmp_path / "out" / "old.txt"
     assert kept.read_text() == "old"
+
+
+def test_a_failure_under_a_size_limit_that_no_file_reached_keeps_its_traceback(tmp_path: Path):
+    """A file size limit alone is no evidence that the disk is to blame."""
+    done = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(tmp_path), "bug"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "RuntimeError: a bug in the writer" in done.stderr
+    assert _names(tmp_path) == []

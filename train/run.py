@@ -17,7 +17,7 @@ from common.errors import UserError
 from common.jsonfile import dump_json
 from common.labelled import LabelledData, read_labelled_csv
 from common.metrics import best_f1_thresholds
-from common.writes import check_target, staged_folder
+from common.writes import check_target, staged_folder, writing
 from train import loop, report
 from train.batching import Encoded, encode, length_grouped_batches
 from train.model import check_model_arg, load_model, load_tokenizer
@@ -183,7 +183,8 @@ def _write(out: Path, net, tokenizer, args, metrics, thresholds, data_summary, e
     """The output folder, staged beside `out` and renamed into place when complete."""
     with staged_folder(out) as tmp:
         tokenizer.model_max_length = args["max_len"]  # downstream stages read the length here
-        net.save_pretrained(tmp)
+        with writing(tmp / "model.safetensors"):  # the weights: the file a full disk stops
+            net.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         files = {"thresholds": thresholds, "training_args": args, "metrics": metrics}
         for name, content in (files | {"data_summary": data_summary}).items():
