@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -37,6 +36,18 @@ log = logging.getLogger("benchmarks")
 GOAL_MIB = 1024
 CHUNK = 100_000  # rows generated and written at once: the CSV is never held whole
 POOL = 20_000  # distinct generated comments, drawn at random for each row (making each is slow)
+# `python -m score`, run as -m runs it, that writes its own peak RSS (VmHWM, KiB) to PEAK_FILE at
+# exit. wait4's ru_maxrss alone would not do: it counts the memory of the process that forked
+# the child until the exec (a benchmark or pytest process holding torch reads as a 1 GiB scorer).
+PEAK_LAUNCHER = """
+import atexit, os, runpy
+def peak():
+    with open('/proc/self/status') as f, open(os.environ['PEAK_FILE'], 'w') as out:
+        out.write(next(line.split()[1] for line in f if line.startswith('VmHWM:')))
+if os.path.exists('/proc/self/status'):
+    atexit.register(peak)
+runpy.run_module('score', run_name='__main__', alter_sys=True)
+"""
 SUMMARY = re.compile(r"scored (\d+) rows in ([\d.]+) s \(([\d.]+) rows/s\)")
 
 
@@ -117,14 +128,16 @@ def write_comments(path: Path, rows: int, seed: int) -> None:
 def score_in_child(csv: Path, output: Path, onnx_dir: Path, variant: str) -> dict:
     """`python -m score` on the CPU in a child process: its peak RSS, the rows it wrote, its own
     seconds and rows/s (from the session's start), the whole process's seconds, its variant."""
-    cmd = [sys.executable, "-m", "score", str(csv), str(output), "--model", str(onnx_dir)]
+    cmd = [sys.executable, "-c", PEAK_LAUNCHER, str(csv), str(output), "--model", str(onnx_dir)]
     cmd += ["--variant", variant, "--provider", "cpu", "--quiet"]
+    peak_file = output.with_suffix(".peak")
     with (
         open(output.with_suffix(".out"), "w+") as out,
         open(output.with_suffix(".err"), "w+") as err,
     ):
         started = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=out, stderr=err)
+        env = os.environ | {"PEAK_FILE": str(peak_file)}
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
         try:
             _, status, usage = os.wait4(child.pid, 0)  # its rusage: Popen.wait gives none
         except BaseException:
@@ -149,28 +162,26 @@ def score_in_child(csv: Path, output: Path, onnx_dir: Path, variant: str) -> dic
         "rows": rows,
         "variant": made_by["variant"],
         "precision": made_by["precision"],
-        "peak_rss_mib": round(usage.ru_maxrss * kib / 2**20, 1),
+        "peak_rss_mib": round(_peak_kib(peak_file, usage.ru_maxrss * kib // 1024) / 1024, 1),
         "seconds": float(said[2]),
         "rows_per_s": float(said[3]),
         "process_seconds": round(wall, 1),
     }
 
 
-def _machine() -> dict:
-    import onnxruntime
+def _peak_kib(peak_file: Path, fallback_kib: int) -> int:
+    """The child's own peak (VmHWM) where /proc has it, else wait4's figure."""
+    if not peak_file.exists():
+        return fallback_kib
+    kib = int(peak_file.read_text())
+    peak_file.unlink()
+    return kib
 
-    flags = machine.cpu_flags()
-    return {
-        "device": "cpu",
-        "cpu": machine.cpu_model(),
-        "cpu_flags": machine.key_flags(flags),
-        "cores": machine.usable_cores(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "polars": pl.__version__,
-        "busy_before": machine.busy_cpus(),
-    }
+
+def _machine() -> dict:
+    env = machine.describe("cpu", machine.usable_cores())
+    pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return env | {"memory_gib": round(pages / 2**30, 1)}
 
 
 def markdown(record: dict) -> str:
@@ -205,7 +216,8 @@ def markdown(record: dict) -> str:
             f"Machine: {env['cpu']}, {env['cores']} usable cores "
             f"({', '.join(env['cpu_flags'])}), {env['memory_gib']} GiB of memory; other work "
             f"kept {busy[0]} / {busy[1]} cores busy before / after. Versions: python "
-            f"{env['python']}, onnxruntime {env['onnxruntime']}, polars {env['polars']}.",
+            f"{env['python']}, onnxruntime {env['onnxruntime']}, OpenVINO {env['openvino']}, "
+            f"polars {env['polars']}.",
             "",
         ]
     )

@@ -40,7 +40,7 @@ def run(*, out: Path, command: str, device: str, **options) -> dict:
     timed = load_texts(s.texts, s.rows, s.text_column, s.seed) if s.command != "quality" else None
     with tempfile.TemporaryDirectory(prefix="benchmarks-") as tmp:
         if s.bert_base:
-            s.model_dir, s.onnx_dir = models.build_and_export_bert_base(Path(tmp), s.device)
+            s.model_dir, s.onnx_dir = models.build_and_export_bert_base(Path(tmp))
         record = _measure(s, timed, Path(tmp))
     record["notes"] = notes
     record["targets"] = targets.check(record)
