@@ -85,6 +85,9 @@ class EndToEndEngine:
         if texts is getattr(self, "texts", None):
             return  # the same texts again (the next repeat): the CSV is already written
         self.texts, self.info["load_s"] = texts, []
+        # One chunk per copy: the scorer sorts each chunk by length, and a chunk of ten copies
+        # would batch equal lengths together, padding less than the variant alone does.
+        self.options["chunk_rows"] = len(texts)
         self.csv = self.workdir / f"{self.name}.csv"
         self.parquet = self.workdir / f"{self.name}.parquet"
         self.ids = [f"r{i}" for i in range(len(texts) * E2E_COPIES)]

@@ -181,9 +181,10 @@ def _timing_notes(speed: dict) -> list[str]:
     loads = [f"{n} {min(r['load_s'])} s" for n, r in speed.items() if r.get("load_s")]
     lines = [
         f"The end-to-end rows score the texts {E2E_COPIES} times over in one file (rows/s per "
-        "copy), so one-off costs (OpenVINO's kernels per new batch shape, tokenizing the first "
-        "chunk before the model starts) fade as in a large file; loading the model is timed "
-        f"apart: {', '.join(loads) or 'n/a'}."
+        "copy), one chunk per copy so that its batches are the variant's own, and one-off costs "
+        "(OpenVINO's kernels per new batch shape, tokenizing the first chunk before the model "
+        f"starts) fade as in a large file; loading the model is timed apart: "
+        f"{', '.join(loads) or 'n/a'}."
     ]
     if stages := speed.get(targets.E2E, {}).get("summary", {}).get("stage_seconds"):
         seconds = speed[targets.E2E]["summary"]["seconds"]
