@@ -12,15 +12,12 @@ import signal
 import sys
 from pathlib import Path
 
+from benchmarks.memory import BYTES_PER_ROW
 from common.cli import parser, positive_int, run_stage, setup_logging
 from common.variants import VARIANTS
 
 COUNT = {"type": positive_int, "default": None}
 MEMORY_ROWS = [100_000, 1_000_000, 10_000_000]
-# Free disk the memory command needs per row of its largest count: ~400 bytes of CSV (the
-# generated comments' lengths follow real ones) and the scores (~20 bytes) twice over while the
-# scorer assembles its chunks, with room to spare.
-BYTES_PER_ROW = 500
 
 
 def row_counts(text: str) -> list[int]:

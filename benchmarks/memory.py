@@ -25,7 +25,6 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from benchmarks import machine
-from benchmarks.__main__ import BYTES_PER_ROW
 from benchmarks.texts import generated_texts
 from common.errors import UserError
 from common.writes import atomic_file, check_writable, write_text
@@ -34,6 +33,10 @@ from score.progress import METADATA_KEY
 log = logging.getLogger("benchmarks")
 
 GOAL_MIB = 1024
+# Free disk the memory command needs per row of its largest count: ~400 bytes of CSV (the
+# generated comments' lengths follow real ones) and the scores (~20 bytes) twice over while the
+# scorer assembles its chunks, with room to spare.
+BYTES_PER_ROW = 500
 CHUNK = 100_000  # rows generated and written at once: the CSV is never held whole
 POOL = 20_000  # distinct generated comments, drawn at random for each row (making each is slow)
 # `python -m score`, run as -m runs it, that writes its own peak RSS (VmHWM, KiB) to PEAK_FILE at
