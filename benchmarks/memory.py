@@ -1,10 +1,10 @@
 """`python -m benchmarks memory`: the scorer's peak memory on files of growing size.
 
 For each row count, a CSV of generated comments is streamed into a temporary folder and scored
-by a real `python -m score` process; that process's peak resident set (wait4's ru_maxrss) is
-recorded with its rows, time, rows/s and the variant it used. The scorer reads, sorts and
-writes in chunks, so its memory should not grow with the file: the goal is under 1 GiB at
-every count.
+by a real `python -m score` process; that process's peak resident set (its own VmHWM, which it
+writes at exit; wait4's ru_maxrss where /proc is absent) is recorded with its rows, time,
+rows/s and the variant it used. The scorer reads, sorts and writes in chunks, so its memory
+should not grow with the file: the goal is under 1 GiB at every count.
 """
 
 from __future__ import annotations
@@ -199,8 +199,9 @@ def markdown(record: dict) -> str:
         "",
         "Each count: a CSV of generated comments (lengths as real comments'), scored by "
         "`python -m score --provider cpu` in its own process. Peak RSS: that process's largest "
-        "resident set (wait4's ru_maxrss). rows/s: the scorer's own, from the model's session "
-        "to the output written; process s: the whole process, start-up included. "
+        "resident set (VmHWM, written by the scorer itself at exit). rows/s: the scorer's own, "
+        "from the model's session to the output written; process s: the whole process, "
+        "start-up included. "
         f"Goal: peak RSS under {record['goal_mib'] // 1024} GiB at every count.",
         "",
         "| rows | variant | peak RSS MiB | rows/s | process s | goal < 1 GiB |",
