@@ -42,7 +42,8 @@ OPTIONS = [
     ("--rows", {**COUNT, "help": "texts to time (default: 2000 on CPU, 20000 on CUDA)"}),
     ("--repeats", {"type": positive_int, "default": 3, "help": "timed runs per engine"}),
     ("--batch-size", {**COUNT,
-     "help": "rows per batch for every engine (default: 64 on CPU, 256 on CUDA)"}),
+     "help": "rows per batch for every engine, as the scorer's --batch-size (default: 64 on "
+     "CPU, 256 on CUDA)"}),
     ("--threads", {**COUNT,
      "help": "CPU threads for torch and onnxruntime (default: all usable cores)"}),
     ("--texts", {"type": Path, "default": None, "help": "CSV of comments to time "

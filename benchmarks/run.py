@@ -13,6 +13,7 @@ import numpy as np
 from benchmarks import ceiling, machine, models, quality, report, targets, timing
 from benchmarks import engines as eng
 from benchmarks.texts import file_facts, load_texts
+from common.batching import batching_for
 from common.errors import UserError
 from common.labelled import read_eval_sample
 from common.metrics import agreement, first_non_finite_row
@@ -22,7 +23,6 @@ from score.model_folder import read_model_folder, read_thresholds
 log = logging.getLogger("benchmarks")
 
 DEFAULT_ROWS = {"cpu": 2000, "cuda": 20000}
-DEFAULT_BATCH = {"cpu": 64, "cuda": 256}  # the scorer's defaults
 
 
 def run(*, out: Path, command: str, device: str, **options) -> dict:
@@ -32,7 +32,7 @@ def run(*, out: Path, command: str, device: str, **options) -> dict:
     s = SimpleNamespace(command=command, device=resolve_device(device), **options)
     s.eval_data, notes = _eval_source(s.eval_data, s.command, s.bert_base)
     s.rows = s.rows or DEFAULT_ROWS[s.device]
-    s.batch_size = s.batch_size or DEFAULT_BATCH[s.device]
+    s.batch_size = batching_for(s.device, s.batch_size).size  # the scorer's default
     s.threads = s.threads or machine.usable_cores()
     # Cheap things first: a bad folder or CSV fails before any model is built or loaded.
     if not s.bert_base:
@@ -98,7 +98,8 @@ def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config
     """Every engine timed on the same texts, its fidelity to PyTorch fp32 (held to the limits
     export holds the reduced variants to, flags at the thresholds `cut`), and the ceilings."""
     batch_size, device = settings["batch_size"], settings["device"]
-    profile = timing.token_profile(tokenizer, texts, settings["max_length"], batch_size)
+    batching = batching_for(device, batch_size)
+    profile = timing.token_profile(tokenizer, texts, settings["max_length"], batching)
     timing.warm_up(built, texts, rows=4 * batch_size)
     started = time.time()
     seconds = timing.time_engines(built, texts, settings["repeats"], device)

@@ -9,6 +9,8 @@ import time
 import numpy as np
 import torch
 
+from common.batching import Batching, cuts, padded_width
+
 log = logging.getLogger("benchmarks")
 
 
@@ -69,7 +71,7 @@ def summarize(seconds: list[float], rows: int, tokens: int) -> dict:
     }
 
 
-def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) -> dict:
+def token_profile(tokenizer, texts: list[str], max_len: int, batching: Batching) -> dict:
     """Token counts and padding of each batching, and what tokenization alone costs."""
     start = time.perf_counter()
     ids = tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
@@ -80,9 +82,11 @@ def token_profile(tokenizer, texts: list[str], max_len: int, batch_size: int) ->
     one_by_one_s = time.perf_counter() - start
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
-    # The scorer's batches hold consecutive lengths in sorted order.
-    batches = np.split(np.sort(lengths), range(batch_size, len(lengths), batch_size))
-    bucketed = sum(int(b.max()) * len(b) for b in batches)
+    ordered = np.sort(lengths)  # the scorer's batches: consecutive lengths in sorted order
+    bucketed = sum(
+        padded_width(int(ordered[stop - 1]), batching.pad_to) * (stop - start)
+        for start, stop in cuts(ordered, batching)
+    )
     tokens = int(lengths.sum())
     return {
         "tokens": tokens,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from common import cpu
-from common.batching import CUDA_PAD_TO, in_input_order
+from common.batching import batching_for, in_input_order
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 FEED = ("input_ids", "attention_mask")  # the model's inputs
@@ -120,7 +120,5 @@ class TorchEngine(InMemoryEngine):
 
     def _bucketed(self, texts: list[str]) -> np.ndarray:
         """The scorer's batches (common.batching): sorted by token count, padded per batch."""
-        pad_to = CUDA_PAD_TO if self.device == "cuda" else 1
-        return in_input_order(
-            self.tokenizer.tokenize(texts), self._forward, self.batch_size, pad_to
-        )
+        batching = batching_for(self.device, self.batch_size)
+        return in_input_order(self.tokenizer.tokenize(texts), self._forward, batching)

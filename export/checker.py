@@ -9,13 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.batching import (
-    CPU_BATCH_SIZE,
-    CUDA_BATCH_SIZE,
-    CUDA_PAD_TO,
-    TextTokenizer,
-    in_input_order,
-)
+from common.batching import TextTokenizer, batching_for, in_input_order
 from common.errors import ParityError
 from common.metrics import agreement, macro_auc, max_abs_diff, sigmoid
 from common.sessions import open_variant
@@ -71,10 +65,10 @@ class VariantChecker:
 
     def _probs(self, run, provider: str) -> dict[str, np.ndarray]:
         """Probabilities in input order, batched as the scorer batches on `provider`."""
-        size, pad_to = (CUDA_BATCH_SIZE, CUDA_PAD_TO) if provider == "cuda" else (CPU_BATCH_SIZE, 1)
+        batching = batching_for(provider)
         out = {}
         for part, tokens in self.tokens.items():
-            logits = in_input_order(tokens, run, size, pad_to) if len(tokens) else None
+            logits = in_input_order(tokens, run, batching) if len(tokens) else None
             out[part] = sigmoid(logits) if logits is not None else np.empty((0, 0))
         if not len(self.texts):
             out["sample"] = np.empty((0, out["parity"].shape[1]))

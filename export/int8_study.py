@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from common.batching import CPU_BATCH_SIZE, batches
+from common.batching import batches, batching_for
 from common.cli import parser
 from common.cpu import this_cpu
 from common.labelled import read_eval_sample
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _batches(checker: VariantChecker) -> list[dict]:
     """The sample in the scorer's batches (common.batching), tokenized once."""
-    return [feed for _, feed in batches(checker.tokens["sample"], CPU_BATCH_SIZE)]
+    return [feed for _, feed in batches(checker.tokens["sample"], batching_for("cpu"))]
 
 
 def _time_all(files: dict, batches: list[dict], repeats: int, threads: int) -> dict:

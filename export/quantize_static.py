@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.batching import CPU_BATCH_SIZE, TextTokenizer, batches
+from common.batching import TextTokenizer, batches, batching_for
 from common.cpu import int8_dot_flag
 from common.variants import VARIANTS
 from export.quantize import HOLDOUTS
@@ -22,7 +22,7 @@ STATIC_FILE = VARIANTS["int8-static"].file  # its weights in the .bin beside it
 def calibration_feeds(tokenizer: TextTokenizer, texts: list[str]) -> list[dict[str, np.ndarray]]:
     """Inputs for NNCF's statistics: the batches the scorer builds on the CPU (length-sorted,
     each padded to its longest), so the padding seen in calibration is the padding scored."""
-    return [feed for _, feed in batches(tokenizer.tokenize(texts), CPU_BATCH_SIZE)]
+    return [feed for _, feed in batches(tokenizer.tokenize(texts), batching_for("cpu"))]
 
 
 def quantize_static(

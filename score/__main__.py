@@ -52,7 +52,10 @@ OPTIONS = {
                       "hardware), int8 (VNNI or AMX) that export.json says is within its "
                       "fidelity limits, else optimized (score/variant_rule.py); the summary "
                       "line says which and why"},
-        "--batch-size": {"type": positive_int, "help": "default: 64 on CPU, 256 on CUDA"},
+        "--batch-size": {"type": positive_int, "help": (
+            "rows per batch (default: 64 on CPU, 256 on CUDA); on the CPU a batch of long "
+            "comments holds fewer rows, at most batch size x 32 tokens, so memory stays bounded"
+        )},
         "--max-len": {"type": positive_int, "help": "tokens per comment (default: training's)"},
         "--chunk-rows": {"type": positive_int, "default": 50_000,
                          "help": "rows read, sorted and written at once"},

@@ -9,14 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.batching import (
-    CPU_BATCH_SIZE,
-    CUDA_BATCH_SIZE,
-    CUDA_PAD_TO,
-    TextTokenizer,
-    Tokens,
-    batches,
-)
+from common.batching import TextTokenizer, Tokens, batches, batching_for
 from common.cpu import cpu_flags
 from common.errors import UserError
 from common.metrics import sigmoid as sigmoid64
@@ -62,9 +55,8 @@ class Scorer:
         self.provider: str = resolve_provider(provider)
         flags = cpu_flags()  # read once: the variant rule and OpenVINO's precision use them
         self.variant, self.variant_reason = variant_choice(folder, variant, self.provider, flags)
-        self.batch_size = batch_size or (
-            CUDA_BATCH_SIZE if self.provider == "cuda" else CPU_BATCH_SIZE
-        )
+        self.batching = batching_for(self.provider, batch_size)
+        self.batch_size = self.batching.size
         self.tokenizer = TextTokenizer(folder.path / "tokenizer.json", self.max_len)
         self.session = open_variant(
             self.variant, folder.variants[self.variant], self.provider, threads, flags=flags
@@ -88,8 +80,7 @@ class Scorer:
         """Sort by length, run batches padded to their longest text, put rows back in order. A NaN
         or inf logit stops the run, naming the input row (`first_row`: that of `tokens[0]`)."""
         probs = np.empty((len(tokens), len(self.labels)), dtype=np.float32)
-        pad_to = CUDA_PAD_TO if self.provider == "cuda" else 1
-        for rows, feed in batches(tokens, self.batch_size, pad_to):
+        for rows, feed in batches(tokens, self.batching):
             logits = self.run_batch(feed)
             finite = np.isfinite(logits).all(axis=1)  # one pass over the batch's logits
             if not finite.all():
