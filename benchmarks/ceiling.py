@@ -135,13 +135,13 @@ def gemm_rate(device: str, arith: str, rows: int, hidden: int, inner: int, threa
 
 
 def measure(
-    config, device: str, tokens: int, rows: int, batch_size: int, engines: dict, threads: int = 1
+    config, device: str, tokens: int, rows: int, batches: int, engines: dict, threads: int = 1
 ) -> dict:
     """The ceiling of each arithmetic the engines use, and each engine's useful rate (real tokens
     only, padding excluded) with its share of its own arithmetic's ceiling."""
     mean = tokens / rows
     per_token = ops_per_token(config, mean)
-    batch_tokens = max(1, int(batch_size * mean))  # one bucketed batch, as the engines multiply
+    batch_tokens = max(1, tokens // batches)  # the scorer's batches' mean, as the engines multiply
     needed = sorted({r["arith"] for r in engines.values() if r.get("arith")})
     shape = (batch_tokens, config.hidden_size, config.intermediate_size)
     gemm = {a: gemm_rate(device, a, *shape, threads) for a in needed}

@@ -114,9 +114,8 @@ def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config
         for e in built
     }
     wall_s = round(time.time() - started, 1)
-    limit = ceiling.measure(
-        config, device, profile["tokens"], len(texts), batch_size, table, settings["threads"]
-    )
+    tokens, batches = profile["tokens"], profile["batches"]
+    limit = ceiling.measure(config, device, tokens, len(texts), batches, table, settings["threads"])
     return {"engines": table, "profile": profile, "wall_s": wall_s, "ceiling": limit}
 
 

@@ -83,13 +83,15 @@ def token_profile(tokenizer, texts: list[str], max_len: int, batching: Batching)
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     full = tokenizer(texts, truncation=False, verbose=False)["input_ids"]
     ordered = np.sort(lengths)  # the scorer's batches: consecutive lengths in sorted order
+    batches = list(cuts(ordered, batching))
     bucketed = sum(
         padded_width(int(ordered[stop - 1]), batching.pad_to) * (stop - start)
-        for start, stop in cuts(ordered, batching)
+        for start, stop in batches
     )
     tokens = int(lengths.sum())
     return {
         "tokens": tokens,
+        "batches": len(batches),
         "median_tokens": float(np.median(lengths)),
         "truncated_share": float(np.mean([len(f) > max_len for f in full])),
         "pad_factor_padded": len(texts) * max_len / tokens,

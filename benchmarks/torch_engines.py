@@ -88,7 +88,7 @@ class TorchEngine(InMemoryEngine):
         self.batching = (
             f"padded to {max_len}, input order, one encode_plus per text (the seed's loop)"
             if padded
-            else "sorted by token length, padded to each batch's longest"
+            else "the scorer's: sorted by token length, padded to each batch's longest"
         )
         self.info = {"quantized_engine": torch.backends.quantized.engine} if arith == "int8" else {}
         if compile:
