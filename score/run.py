@@ -63,7 +63,8 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
     )
     log.info(
         f"scoring {input_path} -> {output_path}: chunks of {o.chunk_rows} rows, batches of "
-        f"{scorer.batch_size}, provider {scorer.provider}, variant {scorer.variant}"
+        f"{scorer.batch_size}{_budget(scorer.batching.max_tokens)}, provider {scorer.provider}, "
+        f"variant {scorer.variant}"
     )
     facts = input_facts(input_path)
     identity = run_identity(o, facts, scorer.variant, scorer.labels, scorer.max_len, cut)
@@ -92,10 +93,15 @@ def run(*, input_path: Path, output_path: Path, **options) -> dict:
         "empty_texts": counts["empty"],
         "output": str(output_path),
         "batch_size": scorer.batch_size,
+        "batch_tokens": scorer.batching.max_tokens,  # None: no token budget (CUDA)
         "max_len": scorer.max_len,
         "chunk_rows": o.chunk_rows,
         "stage_seconds": counts["stage_seconds"],
     }
+
+
+def _budget(max_tokens: int | None) -> str:
+    return f" rows (at most {max_tokens:,} tokens)" if max_tokens else " rows"
 
 
 def run_identity(o: Options, facts, variant: str, labels: list, max_len: int, cut) -> dict:

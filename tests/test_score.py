@@ -159,6 +159,7 @@ def test_summary_counts_empty_and_null_texts(tmp_path: Path, onnx_dir: Path, mix
     assert summary["empty_texts"] == 3  # "", "   " and the null one
     assert summary["provider"] == "cpu" and summary["variant"] == "optimized"
     assert summary["rows_per_s"] > 0
+    assert (summary["batch_size"], summary["batch_tokens"]) == (64, 64 * 32)  # the CPU budget
 
 
 def test_no_id_column_writes_row_numbers(tmp_path: Path, onnx_dir: Path):
