@@ -183,7 +183,8 @@ def _timing_notes(speed: dict) -> list[str]:
         f"The end-to-end rows score the texts {E2E_COPIES} times over in one file (rows/s per "
         "copy), one chunk per copy so that its batches are the variant's own, and one-off costs "
         "(OpenVINO's kernels per new batch shape, tokenizing the first chunk before the model "
-        f"starts) fade as in a large file; loading the model is timed apart: "
+        "starts) fade as in a large file. Each run is a new Python process, as `python -m "
+        "score` is; starting it (imports, loading the model) is timed apart: "
         f"{', '.join(loads) or 'n/a'}."
     ]
     if stages := speed.get(targets.E2E, {}).get("summary", {}).get("stage_seconds"):

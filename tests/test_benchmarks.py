@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -20,13 +21,16 @@ from conftest import BF16_HERE, labelled_rows, write_comments_csv, write_labelle
 
 from benchmarks import machine
 from benchmarks.__main__ import main
+from benchmarks.engines import in_new_process
 from benchmarks.report import markdown as report_markdown
 from benchmarks.targets import best_pytorch
 from benchmarks.targets import check as targets_check
 from benchmarks.texts import generated_texts, load_texts
 from benchmarks.torch_engines import NO_BF16, NO_INT8_ON_CUDA, compiled_precision, torch_precisions
 from common.cpu import bf16_flag, cpu_flags, cpu_model
+from common.errors import UserError
 from common.labelled import JIGSAW_LABELS
+from score.run import run as score_run
 
 CUDA_ENGINES = [
     "pytorch-fp32-padded",
@@ -317,6 +321,16 @@ def _speed(**rates) -> dict:
         }
         for name, rate in rates.items()
     }
+
+
+def test_the_end_to_end_run_gets_a_new_process_and_its_errors_come_back(tmp_path: Path):
+    # The benchmark process has run PyTorch before the scorer: a user's `python -m score` has not.
+    assert in_new_process(os.getpid) != os.getpid()
+    missing = tmp_path / "missing.csv"
+    with pytest.raises(UserError, match=r"missing\.csv"):  # still one line, exit 2, for the CLI
+        in_new_process(score_run, input_path=missing, output_path=tmp_path / "out.parquet",
+                       model_dir=tmp_path)  # fmt: skip
+    assert not (tmp_path / "out.parquet").exists()
 
 
 def test_a_non_finite_engine_is_failed_not_ranked():
