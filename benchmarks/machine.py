@@ -7,6 +7,7 @@ import platform
 import shutil
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 from common.cpu import _slug, cpu_flags, cpu_model, cpu_slug, isa_tag, key_flags  # noqa: F401
 
@@ -40,11 +41,31 @@ def describe(device: str, threads: int) -> dict:
         "torch_interop_threads": torch.get_num_interop_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "busy_before": busy_cpus(),
+        "commit": code_commit(),
     }
     if device == "cuda":
         env.update(gpu_info(), torch_cuda=torch.version.cuda)
         env["tf32_matmul"] = torch.backends.cuda.matmul.allow_tf32
     return env
+
+
+def code_commit() -> str:
+    """The project's git commit, "... with uncommitted changes" where tracked files differ from
+    it, or "unknown" outside a git checkout (an installed copy): every figure names its code."""
+    root = Path(__file__).resolve().parent.parent
+    git = shutil.which("git")
+    if git is None or not (root / ".git").exists():
+        return "unknown"
+    try:
+        commit, changes = (
+            subprocess.run(
+                [git, "-C", str(root), *args], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for args in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "-uno"])
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" with uncommitted changes" if changes else "")
 
 
 def busy_cpus(seconds: float = 1.0) -> dict:

@@ -195,7 +195,8 @@ def markdown(record: dict) -> str:
         f"# Scorer memory on {env['cpu']}",
         "",
         f"Written {record['written']} by `python -m benchmarks memory --onnx {s['onnx_dir']} "
-        f"--row-counts {counts} --variant {s['variant']} --seed {s['seed']}`.",
+        f"--row-counts {counts} --variant {s['variant']} --seed {s['seed']}`, at commit "
+        f"{env.get('commit', 'unknown')}.",
         "",
         "Each count: a CSV of generated comments (lengths as real comments'), scored by "
         "`python -m score --provider cpu` in its own process. Peak RSS: that process's largest "

@@ -59,7 +59,8 @@ def markdown(record: dict) -> str:
     lines = [
         f"# Benchmarks on {s['device']}: {where}",
         "",
-        f"Written {record['written']} by `{command_line(s)}`.",
+        f"Written {record['written']} by `{command_line(s)}`, at commit "
+        f"{env.get('commit', 'unknown')}.",
         "",
         *_setup(record),
         *_throughput(record),

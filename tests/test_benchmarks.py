@@ -156,6 +156,19 @@ def test_cpu_run_writes_every_engine_with_finite_figures(cpu_run):
     assert record["left_out"] == ({} if BF16_HERE else {"pytorch-bf16-bucketed": NO_BF16})
 
 
+def test_results_name_the_commit_they_ran_at(cpu_run):
+    folder = cpu_run[0]
+    commit = json.loads((folder / "results.json").read_text())["env"]["commit"]
+    root = Path(__file__).resolve().parent.parent
+    if (root / ".git").exists():  # git's own answer, not the benchmark's
+        git = ["git", "-C", str(root), "rev-parse", "--short", "HEAD"]
+        head = subprocess.run(git, capture_output=True, text=True, check=True).stdout.strip()
+        assert commit.split()[0] == head
+    else:
+        assert commit == "unknown"
+    assert f"at commit {commit}." in (folder / "report.md").read_text()
+
+
 def test_inputs_are_named_by_file_name_size_and_sha256(cpu_run, tmp_path_factory, tiny_model_dir):
     folder = cpu_run[0]
     data = folder.parents[1] / "labelled.csv"
