@@ -89,15 +89,13 @@ VARIANTS = {
 # dates and commands); on a CPU without VNNI, AMX or bf16 hardware only fp32 variants are tried.
 AUTO_ORDER = {
     # AMD Zen 4 (avx512_vnni, avx512_bf16), texts to probabilities on 2,000 real comments:
-    # int8-static 602 rows/s, bf16 501, int8 258, fp32 240, optimized 229 (2026-11-29, python -m
+    # int8-static 602 rows/s, bf16 501, int8 258, optimized 229 (2026-11-29, python -m
     # benchmarks all --device cpu --rows 2000 --texts train.csv). On an AVX2-only EPYC the
-    # int8 and bf16 variants are not tried (auto_on), and fp32 beats optimized: onnxruntime's
-    # own fusions of model.onnx at load time run faster than the fused graph's Attention
-    # nodes (MiniLM 91 against 86 rows/s, bert-base 8.5 against 8.1; 2026-12-07).
-    "cpu": ("int8-static", "bf16", "int8", "fp32", "optimized"),
+    # int8 and bf16 variants are not tried (auto_on): optimized 70.7 rows/s, OpenVINO fp32
+    # 62.8, faithful int8 73.4 with the feed-forward MatMuls in fp32 (2026-12-07).
+    "cpu": ("int8-static", "bf16", "int8", "optimized", "fp32"),
     # Intel Xeon with AMX: bf16 615 rows/s and int8-static 558 on the same 2,000 real comments,
     # and 606 against 573 scoring 105,748 real comments end to end; both within their limits.
-    # fp32 against optimized was not measured there: its last two keep their first order.
     "cpu-amx": ("bf16", "int8-static", "int8", "optimized", "fp32"),
     "cuda": ("fp16", "optimized", "fp32"),
 }

@@ -50,8 +50,8 @@ OPTIONS = {
                       "OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. auto = fp16 on "
                       "CUDA; on the CPU the first of int8-static (VNNI or AMX), bf16 (bf16 "
                       "hardware), int8 (VNNI or AMX) that export.json says is within its "
-                      "fidelity limits, else fp32 (optimized on AMX; score/variant_rule.py); "
-                      "the summary line says which and why"},
+                      "fidelity limits, else optimized (score/variant_rule.py); the summary "
+                      "line says which and why"},
         "--batch-size": {"type": positive_int, "help": (
             "rows per batch (default: 64 on CPU, 256 on CUDA); on the CPU a batch of long "
             "comments holds fewer rows, at most batch size x 32 tokens, so memory stays bounded"

@@ -105,7 +105,7 @@ def variant_choice(
     if requested == "bf16" and not bf16_flag(flags):
         raise UserError(
             f"--variant bf16 needs bf16 arithmetic in hardware and {NO_BF16} (OpenVINO would "
-            "quietly run fp32); pass --variant fp32 or --variant auto"
+            "quietly run fp32); pass --variant optimized or --variant auto"
         )
     if requested == "int8-static":
         problem = cpu_kind_problem(folder.records.get(requested), flags)

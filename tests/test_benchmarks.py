@@ -231,9 +231,9 @@ def test_every_engine_agrees_with_pytorch(cpu_run, onnx_dir: Path):
         assert engines[name]["limits_broken"] == [], name  # held to the variants' limits
         assert engines[name]["p99_abs_diff"] <= engines[name]["max_abs_diff"]
     # The end-to-end run uses the scorer's default: exported without --eval-data, int8 is not
-    # trusted, so bf16 where this CPU has bf16 hardware, else fp32.
+    # trusted, so bf16 where this CPU has bf16 hardware, else optimized.
     e2e = engines["scorer-end-to-end"]
-    assert e2e["variant"] == ("bf16" if bf16_flag(cpu_flags()) else "fp32")
+    assert e2e["variant"] == ("bf16" if bf16_flag(cpu_flags()) else "optimized")
     same = engines[VARIANT_ENGINE[e2e["variant"]]]["max_abs_diff"]
     assert e2e["max_abs_diff"] == pytest.approx(same, abs=1e-6)
 

@@ -34,8 +34,8 @@ RECORDS = {"int8": PASSED, "int8-static": PASSED, "bf16": PASSED}
         (ZEN4, "int8-static", "avx512_vnni"),
         (SAPPHIRE_RAPIDS, "bf16", "amx_bf16"),  # bf16 is the faster of the two on AMX
         (ALDER_LAKE, "int8-static", "avx_vnni"),
-        (AVX512, "fp32", "no bf16 hardware, VNNI or AMX"),  # u8 x s8 may saturate there
-        (AVX2, "fp32", "no bf16 hardware, VNNI or AMX"),
+        (AVX512, "optimized", "no bf16 hardware, VNNI or AMX"),  # u8 x s8 may saturate there
+        (AVX2, "optimized", "no bf16 hardware, VNNI or AMX"),
     ],
 )
 def test_auto_picks_int8_static_first_on_vnni_and_bf16_on_amx(flags, expected, named):
