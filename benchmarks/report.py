@@ -305,7 +305,8 @@ def _ceiling_lines(c: dict | None) -> list[str]:
         return []
 
     def each(g: dict) -> str:
-        return ", ".join(f"{k} {v:,.1f}" for k, v in g.get("kernels", {}).items())
+        kernels = ", ".join(f"{k} {v:,.1f}" for k, v in g.get("kernels", {}).items())
+        return kernels + (f"; the CPU's peak {g['cpu_peak']:,.1f}" if "cpu_peak" in g else "")
 
     gemms = "; ".join(
         f"**{arith} {g['gops']:,.1f} {targets.UNIT.get(arith, 'GFLOP/s')}** ({g['kernel']}; "
@@ -317,6 +318,7 @@ def _ceiling_lines(c: dict | None) -> list[str]:
         f"Arithmetic: {c['op_per_token'] / 1e6:.2f} M operations per real token (encoder linear "
         "layers and attention). Ceilings: the fastest of torch, onnxruntime and OpenVINO "
         f"running the feed-forward pair {shape}, or of the engines on the whole model where one "
-        f"is faster: {gemms}.",
+        "is faster, or the CPU's peak where higher (an estimate from its vector units, the "
+        f"threads used and the clock /proc/cpuinfo reports): {gemms}.",
         "",
     ]
