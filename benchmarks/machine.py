@@ -56,13 +56,13 @@ def code_commit() -> str:
     git = shutil.which("git")
     if git is None or not (root / ".git").exists():
         return "unknown"
+
+    def ask(*args: str) -> str:
+        command = [git, "-C", str(root), *args]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        commit, changes = (
-            subprocess.run(
-                [git, "-C", str(root), *args], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            for args in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "-uno"])
-        )
+        commit, changes = ask("rev-parse", "--short", "HEAD"), ask("status", "--porcelain", "-uno")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + (" with uncommitted changes" if changes else "")
