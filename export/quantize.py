@@ -1,7 +1,9 @@
 """Dynamic int8 quantization for the CPU: the preset per instruction set, and the fp32 holdouts.
 
 onnxruntime runs a file quantized with any x86 preset on any x86 CPU; the preset decides which
-integer kernels it was shaped for, so by default it is this CPU's (`--target-cpu`).
+integer kernels it was shaped for, so by default it is this CPU's (`--target-cpu`). The avx2
+preset gives each row of activations its own scale (export/quantize_rows.py); the others use
+onnxruntime's quantizer, one scale per activation tensor.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from common.cpu import CpuFacts, int8_dot_flag
+from export.quantize_rows import quantize_rows
 
 ISAS = ("avx2", "avx512", "avx512_vnni", "arm64")
 
@@ -76,15 +79,17 @@ def quantize(out: Path, source: str, target: str, *, isa: str, holdout: str) -> 
     Operators as optimum's preset lists them (MatMul, Attention ...) but the embeddings, so a
     fused source (the optimized graph) gets its Attention nodes in int8 too (QAttention:
     projections in int8, attention scores in fp32). onnxruntime's quantizer does the work with
-    the preset's settings; optimum's own wrapper cannot type the fused nodes.
+    the preset's settings; optimum's own wrapper cannot type the fused nodes. The avx2 preset
+    is row-wise instead (`_quantize_rows`).
     """
     import onnx
     from onnxruntime.quantization import quantize_dynamic
 
     exclude = held_out_nodes(out / source, holdout)
+    if isa == "avx2":
+        return _quantize_rows(out, source, target, holdout, exclude)
     config = preset(isa, exclude)
-    ops = {n.op_type for n in onnx.load(str(out / source), load_external_data=False).graph.node}
-    fused = "Attention" in ops
+    fused = _fused(out / source)
     with tempfile.TemporaryDirectory(dir=out) as scratch:
         made = Path(scratch) / target
         quantize_dynamic(
@@ -113,6 +118,34 @@ def quantize(out: Path, source: str, target: str, *, isa: str, holdout: str) -> 
         "per_channel": True,
         "reduce_range": bool(config.reduce_range),
         "weights": config.weights_dtype.name,
+        "activation_scales": "per tensor",
         "fp32_holdout": holdout,
         "fp32_nodes": len(exclude),
     }
+
+
+def _quantize_rows(out: Path, source: str, target: str, holdout: str, exclude: list[str]):
+    """The avx2 preset: row-wise activation scales, u8 weights per column (no saturation on a
+    CPU without VNNI). On the fused graph the Attention nodes keep their fp32 projections."""
+    with tempfile.TemporaryDirectory(dir=out) as scratch:
+        made = Path(scratch) / target
+        quantize_rows(out / source, made, exclude)
+        shutil.move(made, out / target)
+    return out / target, {
+        "source": source,
+        "graph": "fused" if _fused(out / target) else "plain",
+        "isa": "avx2",
+        "per_channel": True,
+        "reduce_range": False,
+        "weights": "QUInt8",
+        "activation_scales": "per row",
+        "fp32_holdout": holdout,
+        "fp32_nodes": len(exclude),
+    }
+
+
+def _fused(path: Path) -> bool:
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(n.op_type == "Attention" for n in graph.node)

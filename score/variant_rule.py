@@ -90,11 +90,23 @@ def cpu_kind_problem(record: dict | None, flags: frozenset[str]) -> str | None:
     return None
 
 
+def row_scales_problem(record: dict | None, flags: frozenset[str]) -> str | None:
+    """Without VNNI or AMX, only the avx2 preset's int8 (a scale per row of activations, u8
+    weights) stays within its limits and gains speed: a file with one scale per activation
+    tensor strays on real comments, and one with s8 weights saturates; None when it is usable."""
+    if int8_dot_flag(flags) or (record or {}).get("activation_scales") == "per row":
+        return None
+    return (
+        "export made it with one scale per activation tensor, which strays on a CPU without "
+        "VNNI or AMX; re-export on this CPU, or with --target-cpu avx2"
+    )
+
+
 # bf16 rounds every product's inputs to 8 significant bits, the same for every text, so unlike
 # int8 (whose per-batch scales follow outliers) the texts export checked suffice.
 PROBLEMS = {
     "bf16": lambda record, flags: fidelity_problem("bf16", record),
-    "int8": lambda record, flags: int8_problem(record),
+    "int8": lambda record, flags: int8_problem(record) or row_scales_problem(record, flags),
     "int8-static": lambda record, flags: (
         int8_problem(record, "int8-static") or cpu_kind_problem(record, flags)
     ),

@@ -34,11 +34,15 @@ PASSED = {
 }
 
 
+ROW_WISE = {"int8": {**PASSED["int8"], "activation_scales": "per row"}}
+PER_TENSOR = {"int8": {**PASSED["int8"], "activation_scales": "per tensor"}}
+
+
 @pytest.mark.parametrize(
     ("flags", "expected", "named"),
     [
-        (AVX2, "optimized", "no bf16 hardware, VNNI or AMX"),
-        (AVX512, "optimized", "no bf16 hardware, VNNI or AMX"),
+        (AVX2, "optimized", "int8 is not usable: export made it with one scale per activation"),
+        (AVX512, "optimized", "int8 is not usable: export made it with one scale per activation"),
         (ARM, "optimized", "no bf16 hardware, VNNI or AMX"),
         (frozenset(), "optimized", "no bf16 hardware, VNNI or AMX"),  # /proc/cpuinfo unreadable
         (ZEN4, "int8", "avx512_vnni"),
@@ -47,9 +51,21 @@ PASSED = {
     ],
 )
 def test_cpu_flags_decide_between_int8_and_optimized(flags, expected, named):
-    variant, why = auto_variant("cpu", flags, CPU_VARIANTS, PASSED)
+    variant, why = auto_variant("cpu", flags, CPU_VARIANTS, PER_TENSOR)
     assert variant == expected
     assert named in why
+    # An export.json from before activation scales were recorded reads the same.
+    assert auto_variant("cpu", flags, CPU_VARIANTS, PASSED) == (variant, why)
+
+
+@pytest.mark.parametrize("flags", [AVX2, AVX512, ZEN4, SAPPHIRE_RAPIDS])
+def test_row_wise_int8_runs_on_every_x86_kind_once_checked(flags):
+    variant, why = auto_variant("cpu", flags, CPU_VARIANTS, ROW_WISE)
+    assert variant == "int8" and "int8 is within its fidelity limits" in why
+    if flags == AVX2:
+        assert why.startswith("this CPU has avx2: int8 with one scale per row of activations")
+    failed = {"int8": {**ROW_WISE["int8"], "fidelity": {"passed": False}}}
+    assert auto_variant("cpu", flags, CPU_VARIANTS, failed)[0] == "optimized"
 
 
 @pytest.mark.parametrize(
