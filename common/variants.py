@@ -93,9 +93,9 @@ VARIANTS = {
 AUTO_ORDER = {
     # AMD Zen 4 (avx512_vnni, avx512_bf16), texts to probabilities on 2,000 real comments:
     # int8-static 602 rows/s, bf16 501, int8 258, optimized 229 (2026-11-29, python -m
-    # benchmarks all --device cpu --rows 2000 --texts train.csv). On an AVX2-only EPYC the
-    # int8 and bf16 variants are not tried (auto_on): optimized 70.7 rows/s, OpenVINO fp32
-    # 62.8, faithful int8 73.4 with the feed-forward MatMuls in fp32 (2026-12-07).
+    # benchmarks all --device cpu --rows 2000 --texts train.csv). On an AVX2-only EPYC bf16
+    # and int8-static are not tried (auto_on), and int8 only in its row-wise form: within
+    # every limit and 1.07x optimized in the median of eight A/B runs (2026-12-07).
     "cpu": ("int8-static", "bf16", "int8", "optimized", "fp32"),
     # Intel Xeon with AMX: bf16 615 rows/s and int8-static 558 on the same 2,000 real comments,
     # and 606 against 573 scoring 105,748 real comments end to end; both within their limits.
