@@ -55,16 +55,11 @@ def quantize_rows(source: Path, target: Path, exclude: list[str]) -> int:
             quantizer = _gelu_rows if gelu else _rows
             nodes, rows[node.input[0]] = quantizer(node.input[0], _prefix(node) + "_rows", added)
             new += nodes
-        row = rows[node.input[0]]
-        new += _matmul(node, onnx.numpy_helper.to_array(w), row, added)
+        row, w = rows[node.input[0]], onnx.numpy_helper.to_array(w)
+        new += _matmul(node, w, row, added)
         if row[2] is None:  # shifted GELU rows: x @ W = (x + 0.17) @ W - 0.17 colsum(W)
-            new += _unshift(
-                node,
-                -GELU_FLOOR * _colsum(onnx.numpy_helper.to_array(w)),
-                read_by.get(node.output[0], []),
-                weights,
-                added,
-            )
+            shift = -GELU_FLOOR * _colsum(w)
+            new += _unshift(node, shift, read_by.get(node.output[0], []), weights, added)
         replaced[index] = new
     nodes = [m for i, n in enumerate(graph.node) for m in replaced.get(i, [n])]
     del graph.node[:]
