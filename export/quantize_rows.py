@@ -55,10 +55,10 @@ def quantize_rows(source: Path, target: Path, exclude: list[str]) -> int:
             quantizer = _gelu_rows if gelu else _rows
             nodes, rows[node.input[0]] = quantizer(node.input[0], _prefix(node) + "_rows", added)
             new += nodes
-        row, w = rows[node.input[0]], onnx.numpy_helper.to_array(w)
-        new += _matmul(node, w, row, added)
+        row, quantized = rows[node.input[0]], _weights(onnx.numpy_helper.to_array(w))
+        new += _matmul(node, quantized, row, added)
         if row[2] is None:  # shifted GELU rows: x @ W = (x + 0.17) @ W - 0.17 colsum(W)
-            shift = -GELU_FLOOR * _colsum(w)
+            shift = -GELU_FLOOR * quantized[3]
             new += _unshift(node, shift, read_by.get(node.output[0], []), weights, added)
         replaced[index] = new
     nodes = [m for i, n in enumerate(graph.node) for m in replaced.get(i, [n])]
@@ -131,28 +131,24 @@ def _to_u8(p: str, base: str, span: str, added: list) -> list:
 
 
 def _weights(w: np.ndarray):
-    """u8 per column from each column's min to its max (both taken to include 0)."""
+    """u8 per column from each column's min to its max (both taken to include 0); returns
+    (wq, scale, zero point, column sums of the weights as the int8 product sees them)."""
     w = w.astype(np.float32)
     low, high = np.minimum(w.min(0), 0), np.maximum(w.max(0), 0)
     scale = np.maximum((high - low) / LEVELS, np.float32(1e-12)).astype(np.float32)
     zero_point = np.round(-low / scale).astype(np.uint8)
     wq = np.clip(np.round(w / scale) + zero_point, 0, 255).astype(np.uint8)
-    return wq, scale, zero_point
+    colsum = ((wq.astype(np.float32) - zero_point) * scale).sum(0).astype(np.float32)
+    return wq, scale, zero_point, colsum
 
 
-def _colsum(w: np.ndarray) -> np.ndarray:
-    """Column sums of the weights as the int8 product sees them."""
-    wq, scale, zero_point = _weights(w)
-    return ((wq.astype(np.float32) - zero_point) * scale).sum(0).astype(np.float32)
-
-
-def _matmul(node, w: np.ndarray, row: tuple[str, str, str | None], added: list) -> list:
+def _matmul(node, quantized: tuple, row: tuple[str, str, str | None], added: list) -> list:
     """MatMulIntegerToFloat on the u8 rows, times each row's step, plus min x colsum(W)."""
     from onnx import helper
 
     q, step, lo = row
     p = _prefix(node)
-    wq, scale, zero_point = _weights(w)
+    wq, scale, zero_point, colsum = quantized
     inputs = [q, _const(added, f"{p}_wq", wq), _const(added, f"{p}_one", np.float32(1)),
               _const(added, f"{p}_w_scale", scale), _const(added, f"{p}_a_zero", np.uint8(0)),
               _const(added, f"{p}_w_zero", zero_point)]  # fmt: skip
@@ -164,7 +160,7 @@ def _matmul(node, w: np.ndarray, row: tuple[str, str, str | None], added: list) 
     return [
         product,
         _op(p, "Mul", [f"{p}_int8", step], "scaled"),
-        _op(p, "Mul", [lo, _const(added, f"{p}_colsum", _colsum(w))], "from_min"),
+        _op(p, "Mul", [lo, _const(added, f"{p}_colsum", colsum)], "from_min"),
         helper.make_node("Add", [f"{p}_scaled", f"{p}_from_min"], [node.output[0]]),
     ]
 
