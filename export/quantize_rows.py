@@ -170,15 +170,17 @@ def _unshift(node, shift: np.ndarray, readers: list, weights: dict, added: list)
     has a constant one (no extra pass over the output), else a new Add node."""
     from onnx import helper, numpy_helper
 
+    p = _prefix(node)
     if len(readers) == 1 and readers[0].op_type in BIAS_INPUT:
         reader = readers[0]
         at = BIAS_INPUT[reader.op_type]
-        names = reader.input[at : at + 1] if at else [i for i in reader.input if i in weights]
-        if len(names) == 1 and names[0] in weights and len(weights[names[0]].dims) == 1:
-            bias = numpy_helper.to_array(weights[names[0]]).astype(np.float32) - shift
-            weights[names[0]].CopyFrom(numpy_helper.from_array(bias, names[0]))
+        places = [i for i, name in enumerate(reader.input) if name in weights and at in (None, i)]
+        if len(places) == 1 and len(weights[reader.input[places[0]]].dims) == 1:
+            bias = numpy_helper.to_array(weights[reader.input[places[0]]]).astype(np.float32)
+            # A new constant, not the old one changed: the exporter shares equal constants (a
+            # random model's zero biases, a LayerNorm's beta) between nodes that keep theirs.
+            reader.input[places[0]] = _const(added, f"{p}_bias", bias - shift)
             return []
-    p = _prefix(node)
     out = node.output[0]
     for reader in readers:  # read the unshifted output instead
         reader.input[:] = [f"{p}_unshifted" if i == out else i for i in reader.input]

@@ -19,8 +19,9 @@ W2 = RNG.normal(0, 0.3, (H, N)).astype(np.float32)
 B2 = RNG.normal(0, 0.1, N).astype(np.float32)
 
 
-def _graph(path: Path) -> Path:
-    """x @ W1 + B1 -> GELU -> @ W2 + B2: a BERT feed-forward block."""
+def _graph(path: Path, shared_bias: bool = False) -> Path:
+    """x @ W1 + B1 -> GELU -> @ W2 + B2: a BERT feed-forward block; `shared_bias`: B2 is also
+    read by another node (z = s + B2), as exporters share equal constants."""
     nodes = [
         helper.make_node("MatMul", ["x", "w1"], ["h0"], name="up"),
         helper.make_node("Add", ["h0", "b1"], ["h1"]),
@@ -28,24 +29,24 @@ def _graph(path: Path) -> Path:
         helper.make_node("MatMul", ["g", "w2"], ["y0"], name="down"),
         helper.make_node("Add", ["b2", "y0"], ["y"]),
     ]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", K])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", N])]
+    if shared_bias:
+        nodes.append(helper.make_node("Add", ["s", "b2"], ["z"]))
+        inputs.append(helper.make_tensor_value_info("s", TensorProto.FLOAT, [N]))
+        outputs.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, [N]))
     weights = [
         numpy_helper.from_array(a, n) for a, n in ((W1, "w1"), (B1, "b1"), (W2, "w2"), (B2, "b2"))
     ]
-    graph = helper.make_graph(
-        nodes,
-        "ffn",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", K])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", N])],
-        weights,
-    )
+    graph = helper.make_graph(nodes, "ffn", inputs, outputs, weights)
     opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
     onnx.save(helper.make_model(graph, opset_imports=opsets, ir_version=8), str(path))
     return path
 
 
-def _run(path: Path, x: np.ndarray) -> np.ndarray:
+def _run(path: Path, x: np.ndarray, **more) -> np.ndarray:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(["y"], {"x": x})[0]
+    return session.run(None, {"x": x, **more})
 
 
 def _weights(w):
@@ -69,6 +70,13 @@ def _gelu(v):
     return (0.5 * v * (1 + erf(v / np.sqrt(2)))).astype(np.float32)
 
 
+def _expected(x):
+    """The row-wise int8 feed-forward block, in numpy."""
+    h = _rows(x, np.minimum(x.min(-1, keepdims=True), 0)) @ _weights(W1) + B1
+    g = _gelu(h)
+    return (_rows(g + np.float32(0.17), 0) - np.float32(0.17)) @ _weights(W2) + B2
+
+
 def test_each_row_gets_its_own_scale_and_gelu_rows_start_at_its_floor(tmp_path: Path):
     x = RNG.normal(0, 1, (2, 5, K)).astype(np.float32)
     x[0, 0] *= 300  # one outlier token, which would set a per-tensor scale for every row
@@ -76,12 +84,10 @@ def test_each_row_gets_its_own_scale_and_gelu_rows_start_at_its_floor(tmp_path: 
     target = tmp_path / "rows.onnx"
     assert quantize_rows(source, target, exclude=[]) == 2
 
-    h = _rows(x, np.minimum(x.min(-1, keepdims=True), 0)) @ _weights(W1) + B1
-    g = _gelu(h)
-    expected = (_rows(g + np.float32(0.17), 0) - np.float32(0.17)) @ _weights(W2) + B2
-    got = _run(target, x)
+    expected = _expected(x)
+    (got,) = _run(target, x)
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
-    exact = _run(source, x)
+    (exact,) = _run(source, x)
     small = (slice(None), slice(1, None))  # every token but the outlier keeps int8 precision
     assert np.abs(got - exact)[small].max() < 0.05 * np.abs(exact[small]).max()
     # The shift went into the last Add's bias: no extra pass over the output.
@@ -96,4 +102,15 @@ def test_excluded_matmuls_stay_in_fp32(tmp_path: Path):
     graph = onnx.load(str(target)).graph
     assert [n.name for n in graph.node if n.op_type == "MatMul"] == ["down"]
     x = RNG.normal(0, 1, (3, 4, K)).astype(np.float32)
-    np.testing.assert_allclose(_run(target, x), _run(source, x), atol=0.05)
+    np.testing.assert_allclose(_run(target, x)[0], _run(source, x)[0], atol=0.05)
+
+
+def test_a_bias_shared_with_another_node_is_left_as_it_was(tmp_path: Path):
+    source = _graph(tmp_path / "ffn.onnx", shared_bias=True)
+    target = tmp_path / "rows.onnx"
+    assert quantize_rows(source, target, exclude=[]) == 2
+    x = RNG.normal(0, 1, (2, 5, K)).astype(np.float32)
+    s = RNG.normal(0, 1, N).astype(np.float32)
+    y, z = _run(target, x, s=s)
+    np.testing.assert_allclose(y, _expected(x), rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(z, s + B2)  # the other reader of B2 still adds B2
