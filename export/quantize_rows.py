@@ -56,11 +56,11 @@ def quantize_rows(source: Path, target: Path, exclude: list[str]) -> int:
             nodes, rows[node.input[0]] = quantizer(node.input[0], _prefix(node) + "_rows", added)
             new += nodes
         row, quantized = rows[node.input[0]], _weights(onnx.numpy_helper.to_array(w))
-        new += _matmul(node, quantized, row, added)
+        output, unshift = node.output[0], []
         if row[2] is None:  # shifted GELU rows: x @ W = (x + 0.17) @ W - 0.17 colsum(W)
             shift = -GELU_FLOOR * quantized[3]
-            new += _unshift(node, shift, read_by.get(node.output[0], []), weights, added)
-        replaced[index] = new
+            output, unshift = _unshift(node, shift, read_by.get(output, []), weights, added)
+        replaced[index] = new + _matmul(node, quantized, row, output, added) + unshift
     nodes = [m for i, n in enumerate(graph.node) for m in replaced.get(i, [n])]
     del graph.node[:]
     graph.node.extend(nodes)
@@ -142,8 +142,9 @@ def _weights(w: np.ndarray):
     return wq, scale, zero_point, colsum
 
 
-def _matmul(node, quantized: tuple, row: tuple[str, str, str | None], added: list) -> list:
-    """MatMulIntegerToFloat on the u8 rows, times each row's step, plus min x colsum(W)."""
+def _matmul(node, quantized: tuple, row: tuple, output: str, added: list) -> list:
+    """MatMulIntegerToFloat on the u8 rows, times each row's step, plus min x colsum(W), into
+    `output`."""
     from onnx import helper
 
     q, step, lo = row
@@ -156,21 +157,22 @@ def _matmul(node, quantized: tuple, row: tuple[str, str, str | None], added: lis
         "MatMulIntegerToFloat", inputs, [f"{p}_int8"], domain="com.microsoft"
     )
     if lo is None:
-        return [product, helper.make_node("Mul", [f"{p}_int8", step], [node.output[0]])]
+        return [product, helper.make_node("Mul", [f"{p}_int8", step], [output])]
     return [
         product,
         _op(p, "Mul", [f"{p}_int8", step], "scaled"),
         _op(p, "Mul", [lo, _const(added, f"{p}_colsum", colsum)], "from_min"),
-        helper.make_node("Add", [f"{p}_scaled", f"{p}_from_min"], [node.output[0]]),
+        helper.make_node("Add", [f"{p}_scaled", f"{p}_from_min"], [output]),
     ]
 
 
-def _unshift(node, shift: np.ndarray, readers: list, weights: dict, added: list) -> list:
-    """Take `shift` from what reads the MatMul's output: the bias of its one reader where that
-    has a constant one (no extra pass over the output), else a new Add node."""
+def _unshift(node, shift: np.ndarray, readers: list, weights: dict, added: list):
+    """Take `shift` from the MatMul's output: through the bias of its one reader where that has
+    a constant one (no extra pass over the output), else by a new Add that writes the output's
+    name (a graph output too). Returns (where the product writes, the nodes to add)."""
     from onnx import helper, numpy_helper
 
-    p = _prefix(node)
+    p, out = _prefix(node), node.output[0]
     if len(readers) == 1 and readers[0].op_type in BIAS_INPUT:
         reader = readers[0]
         at = BIAS_INPUT[reader.op_type]
@@ -180,9 +182,6 @@ def _unshift(node, shift: np.ndarray, readers: list, weights: dict, added: list)
             # A new constant, not the old one changed: the exporter shares equal constants (a
             # random model's zero biases, a LayerNorm's beta) between nodes that keep theirs.
             reader.input[places[0]] = _const(added, f"{p}_bias", bias - shift)
-            return []
-    out = node.output[0]
-    for reader in readers:  # read the unshifted output instead
-        reader.input[:] = [f"{p}_unshifted" if i == out else i for i in reader.input]
+            return out, []
     unshift = _const(added, f"{p}_unshift", -shift)
-    return [helper.make_node("Add", [out, unshift], [f"{p}_unshifted"])]
+    return f"{p}_shifted", [helper.make_node("Add", [f"{p}_shifted", unshift], [out])]

@@ -19,16 +19,18 @@ W2 = RNG.normal(0, 0.3, (H, N)).astype(np.float32)
 B2 = RNG.normal(0, 0.1, N).astype(np.float32)
 
 
-def _graph(path: Path, shared_bias: bool = False) -> Path:
+def _graph(path: Path, shared_bias: bool = False, last_bias: bool = True) -> Path:
     """x @ W1 + B1 -> GELU -> @ W2 + B2: a BERT feed-forward block; `shared_bias`: B2 is also
-    read by another node (z = s + B2), as exporters share equal constants."""
+    read by another node (z = s + B2), as exporters share equal constants; without
+    `last_bias`, the last MatMul writes the graph's output."""
     nodes = [
         helper.make_node("MatMul", ["x", "w1"], ["h0"], name="up"),
         helper.make_node("Add", ["h0", "b1"], ["h1"]),
         helper.make_node("Gelu", ["h1"], ["g"], domain="com.microsoft"),
-        helper.make_node("MatMul", ["g", "w2"], ["y0"], name="down"),
-        helper.make_node("Add", ["b2", "y0"], ["y"]),
+        helper.make_node("MatMul", ["g", "w2"], ["y0" if last_bias else "y"], name="down"),
     ]
+    if last_bias:
+        nodes.append(helper.make_node("Add", ["b2", "y0"], ["y"]))
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq", K])]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq", N])]
     if shared_bias:
@@ -70,11 +72,11 @@ def _gelu(v):
     return (0.5 * v * (1 + erf(v / np.sqrt(2)))).astype(np.float32)
 
 
-def _expected(x):
+def _expected(x, last_bias=B2):
     """The row-wise int8 feed-forward block, in numpy."""
     h = _rows(x, np.minimum(x.min(-1, keepdims=True), 0)) @ _weights(W1) + B1
     g = _gelu(h)
-    return (_rows(g + np.float32(0.17), 0) - np.float32(0.17)) @ _weights(W2) + B2
+    return (_rows(g + np.float32(0.17), 0) - np.float32(0.17)) @ _weights(W2) + last_bias
 
 
 def test_each_row_gets_its_own_scale_and_gelu_rows_start_at_its_floor(tmp_path: Path):
@@ -114,3 +116,12 @@ def test_a_bias_shared_with_another_node_is_left_as_it_was(tmp_path: Path):
     y, z = _run(target, x, s=s)
     np.testing.assert_allclose(y, _expected(x), rtol=1e-3, atol=1e-3)
     np.testing.assert_array_equal(z, s + B2)  # the other reader of B2 still adds B2
+
+
+def test_a_gelu_matmul_without_a_bias_after_it_gets_its_own_unshift(tmp_path: Path):
+    source = _graph(tmp_path / "ffn.onnx", last_bias=False)
+    target = tmp_path / "rows.onnx"
+    assert quantize_rows(source, target, exclude=[]) == 2
+    x = RNG.normal(0, 1, (2, 5, K)).astype(np.float32)
+    (y,) = _run(target, x)
+    np.testing.assert_allclose(y, _expected(x, last_bias=0), rtol=1e-3, atol=1e-3)
