@@ -46,7 +46,7 @@ def _graph(path: Path, shared_bias: bool = False, last_bias: bool = True) -> Pat
     return path
 
 
-def _run(path: Path, x: np.ndarray, **more) -> np.ndarray:
+def _run(path: Path, x: np.ndarray, **more) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(None, {"x": x, **more})
 
