@@ -160,3 +160,68 @@ def test_int8_static_checked_without_vnni_runs_anywhere(tmp_path: Path):
     assert variant_choice(folder, "int8-static", "cpu", AVX2)[0] == "int8-static"  # as checked
     assert variant_choice(folder, "auto", "cpu", ZEN4)[0] == "int8-static"  # no saturation
     assert variant_choice(folder, "auto", "cpu", AVX2)[0] == "fp32"  # auto: slower without VNNI
+
+
+def test_int8_static_tries_its_holdouts_fastest_first_and_says_why_it_fails(
+    tmp_path, trained_model_dir: Path, capsys
+):
+    data = write_labelled_csv(tmp_path / "labelled.csv")
+    out = tmp_path / "onnx"
+    argv = ["--model", str(trained_model_dir), "--out", str(out), "--variants", "int8-static"]
+    argv += ["--eval-data", str(data), "--eval-rows", "40", "--max-diff", "0"]
+    assert export_main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "int8-static (fp32 holdout ffn) breaks its limits: max abs diff" in err
+    assert not (out / "model_int8_static.xml").exists()
+    failed = json.loads((out / "export.json").read_text())["failed"]["int8-static"]
+    assert [t["fp32_holdout"] for t in failed["tried"]] == [
+        "none", "first-layer", "ffn-output", "first-two-layers", "ffn"
+    ]  # fmt: skip
+
+
+def test_int8_static_holdouts_keep_their_layers_matmuls_in_floats(onnx_dir: Path, tmp_path: Path):
+    import shutil
+
+    from common.batching import TextTokenizer
+    from export.quantize_static import calibration_feeds
+
+    shutil.copy2(onnx_dir / "model.onnx", tmp_path / "model.onnx")
+    feeds = calibration_feeds(TextTokenizer(onnx_dir / "tokenizer.json", 32), ["a b c"] * 8)
+    never = _float_matmuls(tmp_path, feeds, "none")  # what NNCF itself leaves in floats
+    holdouts = ("first-layer", "first-two-layers", "ffn")
+    held = {h: _float_matmuls(tmp_path, feeds, h) - never for h in holdouts}
+    # The tests' model has 2 layers of 8 MatMuls: query, key, value, the two of attention, the
+    # attention output and the feed-forward pair.
+    assert {_layer(name) for name in held["first-layer"]} == {"0"}
+    assert len(held["first-layer"] | {n for n in never if _layer(n) == "0"}) == 8
+    assert {_layer(name) for name in held["first-two-layers"]} == {"0", "1"}
+    assert len(held["first-two-layers"] | never) == 16
+    assert sorted(name.split("/layer.")[1] for name in held["ffn"]) == [
+        "0/intermediate/dense/MatMul", "0/output/dense/MatMul",
+        "1/intermediate/dense/MatMul", "1/output/dense/MatMul",
+    ]  # fmt: skip
+
+
+def _layer(name: str) -> str:
+    return name.split("/layer.")[1].split("/")[0]
+
+
+def _float_matmuls(folder: Path, feeds: list[dict], holdout: str) -> set[str]:
+    """The encoder MatMuls of an int8-static file with no FakeQuantize feeding them."""
+    import openvino as ov
+
+    from export.quantize_static import quantize_static
+
+    path, _ = quantize_static(folder, "model.onnx", feeds, holdout=holdout, flags=cpu_flags())
+    ops = ov.Core().read_model(str(path)).get_ops()
+    quantized = {
+        target.get_node().get_friendly_name()
+        for op in ops
+        if op.get_type_name() == "FakeQuantize"
+        for target in op.output(0).get_target_inputs()
+    }
+    return {
+        op.get_friendly_name() for op in ops
+        if op.get_type_name() == "MatMul" and "/layer." in op.get_friendly_name()
+    } - quantized  # fmt: skip
