@@ -91,9 +91,10 @@ VARIANTS = {
 # fidelity measured on that kind of CPU (docs/variants.md, "The auto rule", has the figures,
 # dates and commands); on a CPU without VNNI, AMX or bf16 hardware only fp32 variants are tried.
 AUTO_ORDER = {
-    # AMD Zen 4 (avx512_vnni, avx512_bf16), texts to probabilities on 2,000 real comments:
-    # int8-static 602 rows/s, bf16 501, int8 258, optimized 229 (2026-11-29, python -m
-    # benchmarks all --device cpu --rows 2000 --texts train.csv). On an AVX2-only EPYC bf16
+    # AMD Zen 4 (avx512_vnni, avx512_bf16), texts to probabilities on 1,000 unseen real
+    # comments: int8-static 283 rows/s, bf16 239, int8 149, optimized 122, fp32 116 (2026-12-07,
+    # python -m benchmarks all --device cpu --rows 1000 --texts unseen.csv; docs/variants.md has
+    # the run of 2026-11-29, in the same order). On an AVX2-only EPYC bf16
     # and int8-static are not tried (auto_on), and int8 only in its row-wise form: within
     # every limit and 1.07x optimized in the median of eight A/B runs (2026-12-07).
     "cpu": ("int8-static", "bf16", "int8", "optimized", "fp32"),

@@ -26,7 +26,8 @@ STATIC_FILE = VARIANTS["int8-static"].file  # its weights in the .bin beside it
 # holding every feed-forward MatMul (two thirds of the arithmetic) still left 0.073
 # (docs/variants.md). So the ladder mixes the layer holdouts with int8's feed-forward ones,
 # ordered by the share of the arithmetic each keeps in floats (none, a sixth, a third, a third,
-# two thirds); of the two that keep a third, ffn-output ran faster (304 rows/s against 262).
+# two thirds); of the two that keep a third, ffn-output ran faster (304 rows/s against 262, in
+# single runs).
 HOLDOUTS = {
     "none": None,
     "first-layer": re.compile(r"/layer\.0/"),
