@@ -2,8 +2,7 @@
 variant of common/variants.py in the export folder: one build function each, which takes the
 folder's facts and an fp32 holdout (int8 tries quantize.HOLDOUTS and int8-static
 quantize_static.HOLDOUTS in order until one is within its limits, the fastest first; the others
-build once) and returns the file and what to
-record."""
+build once) and returns the file and what to record."""
 
 from __future__ import annotations
 
