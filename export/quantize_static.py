@@ -57,7 +57,9 @@ def quantize_static(
     feeds = [{k: v for k, v in f.items() if k in names} for f in feeds]
     pattern = HOLDOUTS[holdout]
     held = [op.get_friendly_name() for op in model.get_ops() if pattern and _matches(op, pattern)]
-    nncf.set_log_level(logging.ERROR)
+    # The logger's level, not nncf.set_log_level: that also sets every handler attached to
+    # NNCF's logger, which may belong to the caller (pytest attaches its own and keeps them).
+    logging.getLogger("nncf").setLevel(logging.ERROR)
     # NNCF draws its progress bars on stdout with rich; the export logs its own lines instead.
     with contextlib.redirect_stdout(io.StringIO()):
         quantized = nncf.quantize(
