@@ -67,7 +67,7 @@ class Variant:
 
 ANY_CPU = ("",)
 # On a CPU without VNNI or AMX, auto tries int8 only in the avx2 preset's row-wise form (one
-# scale per row of activations, 7-bit weights): score/variant_rule.py refuses the other forms there.
+# scale per row of activations, u8 weights): score/variant_rule.py refuses the other forms there.
 ROW_INT8_FLAG = "avx2"
 VARIANTS = {
     v.name: v

@@ -1,6 +1,6 @@
 """Export with optimum, derive the graph-optimized fp32 and fp16 (CUDA) variants, and make each
 variant of common/variants.py in the export folder: one build function each, which takes the
-folder's facts and an fp32 holdout (int8 tries its preset's quantize.holdouts and int8-static
+folder's facts and an fp32 holdout (int8 tries quantize.HOLDOUTS and int8-static
 quantize_static.HOLDOUTS in order until one is within its limits, the fastest first; the others
 build once) and returns the file and what to record."""
 
@@ -110,8 +110,8 @@ BUILDERS = {
 }
 
 
-def holdouts(name: str, isa: str) -> tuple[str | None, ...]:
-    """The fp32 holdouts to try for `name` (int8 with the preset `isa`), fastest first."""
+def holdouts(name: str) -> tuple[str | None, ...]:
+    """The fp32 holdouts to try for `name`, fastest first."""
     if name == "int8-static":
         return tuple(quantize_static.HOLDOUTS)
-    return tuple(quantize.holdouts(isa)) if name == "int8" else (None,)
+    return tuple(quantize.HOLDOUTS) if VARIANTS[name].arith == "int8" else (None,)

@@ -24,6 +24,7 @@ from common.variants import Limits
 from export import quantize
 from export.checker import VariantChecker
 from export.notes import hide_library_notes
+from export.quantize import HOLDOUTS
 from export.run import make_checker
 from export.run import run as export_run
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         for graph in args.graphs:
             source = "model_optimized.onnx" if graph == "fused" else "model.onnx"
             for isa in isas:
-                for holdout in quantize.holdouts(isa):
+                for holdout in HOLDOUTS:
                     target = f"int8-{graph}-{isa}-{holdout}.onnx"
                     path, _ = quantize.quantize(folder, source, target, isa=isa, holdout=holdout)
                     _, probs = checker.check("int8", path, "cpu", cpu.flags)
@@ -163,7 +164,7 @@ def report(record: dict) -> str:
         f"{t['p99_diff']}, flag agreement >= {t['min_flag_agreement']:.1%} per label, "
         f"ROC-AUC drop <= {t['max_auc_drop']}. A preset other than this CPU's runs here on this "
         "CPU's kernels; its fidelity carries over to its own CPUs, where integer products are "
-        "exact too (7-bit weights for avx2 and for avx512 without VNNI), but its speed does not.",
+        "exact too (u8 weights for avx2, 7-bit for avx512 without VNNI), but its speed does not.",
         "",
     ]
     return "\n".join(lines)

@@ -28,28 +28,6 @@ HOLDOUTS = {
     "ffn": re.compile(r"/layer\.\d+/(output|intermediate)/dense/MatMul$"),
 }
 
-# The ladder of int8-static and of the row-wise (avx2) int8, whose 7-bit weights stray further:
-# there the first encoder layer, which reads the embeddings' LayerNorm output, was the largest
-# single source of error on a MiniLM trained on 10,000 real comments (int8-static: largest gap
-# 0.067 -> 0.051 with it held, 0.045 with the first two layers; row-wise: 0.055 -> 0.033), while
-# holding every feed-forward MatMul (two thirds of the arithmetic) still left int8-static at
-# 0.073 (docs/variants.md). So it mixes the layer holdouts with the feed-forward ones, ordered
-# by the share of the arithmetic each keeps in floats (none, a sixth, a third, a third, two
-# thirds); of the two that keep a third, ffn-output ran faster in int8-static (304 rows/s
-# against 262, in single runs).
-LAYER_HOLDOUTS = {
-    "none": None,
-    "first-layer": re.compile(r"/layer\.0/"),
-    "ffn-output": HOLDOUTS["ffn-output"],
-    "first-two-layers": re.compile(r"/layer\.[01]/"),
-    "ffn": HOLDOUTS["ffn"],
-}
-
-
-def holdouts(isa: str) -> dict:
-    """The fp32 holdouts int8 tries with this preset, fastest first."""
-    return LAYER_HOLDOUTS if isa == "avx2" else HOLDOUTS
-
 
 # The embedding lookups stay fp32: quantized with one scale per table, they were the largest
 # single source of error on the real model (largest probability gap 0.065 -> 0.034 with the
@@ -71,7 +49,8 @@ def preset(isa: str, exclude: list[str]):
 
     Each preset takes only the arguments it knows (avx512_vnni and arm64 have no reduce_range).
     avx512 without VNNI multiplies u8 by s8 in 16-bit pairs that can saturate, so its weights
-    use 7 bits (reduce_range), as do the avx2 preset's row-wise ones.
+    use 7 bits; the avx2 preset quantizes weights to u8, whose kernel widens to 32 bits first
+    and needs no such cut.
     """
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 
@@ -87,7 +66,7 @@ def held_out_nodes(model_path: Path, holdout: str) -> list[str]:
     """Names of the MatMul nodes that `holdout` keeps in fp32."""
     import onnx
 
-    pattern = LAYER_HOLDOUTS[holdout]  # each of HOLDOUTS is one of these too
+    pattern = HOLDOUTS[holdout]
     if pattern is None:
         return []
     graph = onnx.load(str(model_path), load_external_data=False).graph
@@ -146,8 +125,8 @@ def quantize(out: Path, source: str, target: str, *, isa: str, holdout: str) -> 
 
 
 def _quantize_rows(out: Path, source: str, target: str, holdout: str, exclude: list[str]):
-    """The avx2 preset: row-wise activation scales, 7-bit s8 weights per column (no saturation
-    on a CPU without VNNI). On the fused graph the Attention nodes keep their fp32 projections."""
+    """The avx2 preset: row-wise activation scales, u8 weights per column (no saturation on a
+    CPU without VNNI). On the fused graph the Attention nodes keep their fp32 projections."""
     with tempfile.TemporaryDirectory(dir=out) as scratch:
         made = Path(scratch) / target
         quantize_rows(out / source, made, exclude)
@@ -157,8 +136,8 @@ def _quantize_rows(out: Path, source: str, target: str, holdout: str, exclude: l
         "graph": "fused" if _fused(out / target) else "plain",
         "isa": "avx2",
         "per_channel": True,
-        "reduce_range": True,
-        "weights": "QInt8",
+        "reduce_range": False,
+        "weights": "QUInt8",
         "activation_scales": "per row",
         "fp32_holdout": holdout,
         "fp32_nodes": len(exclude),

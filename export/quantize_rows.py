@@ -11,10 +11,8 @@ standard ONNX operators and onnxruntime's MatMulIntegerToFloat:
 
 GELU's output is never below -0.17, so the feed-forward output projection's rows are shifted up
 by 0.17 and quantized from 0 instead, and the shift comes back through the next node's bias.
-Weights are s8 per column, symmetric, on 7 bits (-63..63): without VNNI the CPU multiplies u8 by
-s8 in pairs summed into 16 bits, and 2 x 255 x 63 stays below 32,767, so the fast kernel never
-saturates. u8 weights (8 bits, which cannot saturate either) go through a kernel that widens to
-16 bits first: finer, but slower (docs/variants.md).
+Weights are u8 per column, so the products run through the kernel that widens to 16 bits
+before multiplying and never saturates (u8 x s8 pairs can, on CPUs without VNNI).
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 LEVELS = 255.0
-WEIGHT_TOP = 63  # 7-bit weights: u8 x s8 pairs cannot overflow 16 bits
 TINY_RANGE = 1e-8  # a row of zeros still divides by something
 GELU_FLOOR = -0.17  # min over x of x * Phi(x) is -0.16997
 GELUS = {"Gelu", "BiasGelu", "FastGelu"}
@@ -61,7 +58,7 @@ def quantize_rows(source: Path, target: Path, exclude: list[str]) -> int:
         row, quantized = rows[node.input[0]], _weights(onnx.numpy_helper.to_array(w))
         output, unshift = node.output[0], []
         if row[2] is None:  # shifted GELU rows: x @ W = (x + 0.17) @ W - 0.17 colsum(W)
-            shift = -GELU_FLOOR * quantized[2]
+            shift = -GELU_FLOOR * quantized[3]
             output, unshift = _unshift(node, shift, read_by.get(output, []), weights, added)
         replaced[index] = new + _matmul(node, quantized, row, output, added) + unshift
     nodes = [m for i, n in enumerate(graph.node) for m in replaced.get(i, [n])]
@@ -134,13 +131,15 @@ def _to_u8(p: str, base: str, span: str, added: list) -> list:
 
 
 def _weights(w: np.ndarray):
-    """s8 per column on -63..63, scaled by the column's largest magnitude; returns (wq, scale,
-    column sums of the weights as the int8 product sees them)."""
+    """u8 per column from each column's min to its max (both taken to include 0); returns
+    (wq, scale, zero point, column sums of the weights as the int8 product sees them)."""
     w = w.astype(np.float32)
-    scale = np.maximum(np.abs(w).max(0) / WEIGHT_TOP, np.float32(1e-12)).astype(np.float32)
-    wq = np.clip(np.round(w / scale), -WEIGHT_TOP, WEIGHT_TOP).astype(np.int8)
-    colsum = (wq.astype(np.float32) * scale).sum(0).astype(np.float32)
-    return wq, scale, colsum
+    low, high = np.minimum(w.min(0), 0), np.maximum(w.max(0), 0)
+    scale = np.maximum((high - low) / LEVELS, np.float32(1e-12)).astype(np.float32)
+    zero_point = np.round(-low / scale).astype(np.uint8)
+    wq = np.clip(np.round(w / scale) + zero_point, 0, 255).astype(np.uint8)
+    colsum = ((wq.astype(np.float32) - zero_point) * scale).sum(0).astype(np.float32)
+    return wq, scale, zero_point, colsum
 
 
 def _matmul(node, quantized: tuple, row: tuple, output: str, added: list) -> list:
@@ -150,10 +149,10 @@ def _matmul(node, quantized: tuple, row: tuple, output: str, added: list) -> lis
 
     q, step, lo = row
     p = _prefix(node)
-    wq, scale, colsum = quantized
-    one = _const(added, f"{p}_one", np.float32(1))
-    a_zero = _const(added, f"{p}_a_zero", np.uint8(0))
-    inputs = [q, _const(added, f"{p}_wq", wq), one, _const(added, f"{p}_w_scale", scale), a_zero]
+    wq, scale, zero_point, colsum = quantized
+    inputs = [q, _const(added, f"{p}_wq", wq), _const(added, f"{p}_one", np.float32(1)),
+              _const(added, f"{p}_w_scale", scale), _const(added, f"{p}_a_zero", np.uint8(0)),
+              _const(added, f"{p}_w_zero", zero_point)]  # fmt: skip
     product = helper.make_node(
         "MatMulIntegerToFloat", inputs, [f"{p}_int8"], domain="com.microsoft"
     )

@@ -106,7 +106,7 @@ def _make(name: str, folder: convert.Folder, checker, record: dict, limits: Limi
     """Build `name` with the first holdout that keeps it within its limits; record the entry
     under "variants", or under "failed" with why. fp32 failing writes nothing at all."""
     tried = []
-    for holdout in convert.holdouts(name, folder.isa):
+    for holdout in convert.holdouts(name):
         with writing(folder.path / VARIANTS[name].file):  # a full disk names the variant's file
             path, info = convert.BUILDERS[name](folder, holdout)
         entry, probs = checker.check(name, path, VARIANTS[name].devices[0], folder.flags)

@@ -91,9 +91,9 @@ def cpu_kind_problem(record: dict | None, flags: frozenset[str]) -> str | None:
 
 
 def row_scales_problem(record: dict | None, flags: frozenset[str]) -> str | None:
-    """Without VNNI or AMX, only the avx2 preset's int8 (a scale per row of activations, 7-bit
+    """Without VNNI or AMX, only the avx2 preset's int8 (a scale per row of activations, u8
     weights) stays within its limits and gains speed: a file with one scale per activation
-    tensor strays on real comments; None when it is usable."""
+    tensor strays on real comments, and one with s8 weights saturates; None when it is usable."""
     if int8_dot_flag(flags) or (record or {}).get("activation_scales") == "per row":
         return None
     return (
