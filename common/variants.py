@@ -96,7 +96,8 @@ AUTO_ORDER = {
     # python -m benchmarks all --device cpu --rows 1000 --texts unseen.csv; docs/variants.md has
     # the run of 2026-11-29, in the same order). On an AVX2-only EPYC bf16
     # and int8-static are not tried (auto_on), and int8 only in its row-wise form: within
-    # every limit and 1.07x optimized in the median of eight A/B runs (2026-12-07).
+    # every limit and 1.07x optimized in the median of nine A/B runs (2026-12-07); 7-bit
+    # weights, faster in A/B runs, strayed nearer the limits on unseen comments (not kept).
     "cpu": ("int8-static", "bf16", "int8", "optimized", "fp32"),
     # Intel Xeon with AMX: bf16 615 rows/s and int8-static 558 on the same 2,000 real comments,
     # and 606 against 573 scoring 105,748 real comments end to end; both within their limits.
