@@ -89,7 +89,8 @@ VARIANTS = {
 # `--variant auto` tries these in order and runs the first that this machine runs, export kept
 # and, for a reduced variant, checked on enough real rows. Each CPU order comes from rows/s and
 # fidelity measured on that kind of CPU (docs/variants.md, "The auto rule", has the figures,
-# dates and commands); on a CPU without VNNI, AMX or bf16 hardware only fp32 variants are tried.
+# dates and commands); on a CPU without VNNI, AMX or bf16 hardware only the fp32 variants and
+# int8's row-wise form are tried.
 AUTO_ORDER = {
     # AMD Zen 4 (avx512_vnni, avx512_bf16), texts to probabilities on 1,000 unseen real
     # comments: int8-static 283 rows/s, bf16 239, int8 149, optimized 122, fp32 116 (2026-12-07,
