@@ -48,11 +48,10 @@ OPTIONS = {
         "--variant": {"choices": ["auto", *VARIANTS], "default": "auto", "help": "int8-static = "
                       "NNCF's calibrated int8, run by OpenVINO; bf16 = model.onnx run by "
                       "OpenVINO in bf16, on CPUs with avx512_bf16 or amx_bf16. auto = fp16 on "
-                      "CUDA; on the CPU the first that this kind of CPU runs faster and that "
-                      "export.json says is within its fidelity limits, in the order set for it "
-                      "(docs/variants.md): int8-static, bf16, int8 with VNNI; bf16, int8-static, "
-                      "int8 with AMX; int8 in its row-wise form on AVX2 alone; else optimized "
-                      "(score/variant_rule.py); the summary line says which and why"},
+                      "CUDA; on the CPU the first, in the order set for this kind of CPU "
+                      "(docs/variants.md), that it runs faster and that export.json says is "
+                      "within its fidelity limits, else optimized (score/variant_rule.py); the "
+                      "summary line says which and why"},
         "--batch-size": {"type": positive_int, "help": (
             "rows per batch (default: 64 on CPU, 256 on CUDA); on the CPU a batch of long "
             "comments holds fewer rows, at most batch size x 32 tokens, so memory stays bounded"
