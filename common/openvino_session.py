@@ -23,10 +23,24 @@ def precision_for(variant: str, flags: frozenset[str]) -> str:
     return "bf16" if variant == "bf16" or bf16_flag(flags) else "fp32"
 
 
+def snippets_on(variant: str, flags: frozenset[str]) -> bool:
+    """False for int8-static on AMX: there OpenVINO's generated attention kernels ("snippets")
+    gave probabilities up to 0.83 off PyTorch's for every batch padded to exactly 32 tokens (and
+    none at the other widths up to 128); without them no width strayed past 0.05, and int8-static
+    ran 1.05x faster (docs/variants.md, "Intel Xeon with AMX")."""
+    return not (variant == "int8-static" and "amx_int8" in flags)
+
+
 class OpenVinoSession:
     """One compiled model and one infer request (not thread-safe: one caller at a time)."""
 
-    def __init__(self, path: Path, precision: str = "bf16", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        precision: str = "bf16",
+        threads: int | None = None,
+        snippets: bool = True,
+    ) -> None:
         try:
             import openvino as ov
         except ImportError:
@@ -43,6 +57,8 @@ class OpenVinoSession:
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
+        if not snippets:
+            config["SNIPPETS_MODE"] = "DISABLE"
         core = ov.Core()
         try:
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)

@@ -9,7 +9,7 @@ import onnxruntime as ort
 
 from common.cpu import cpu_flags
 from common.errors import UserError
-from common.openvino_session import OpenVinoSession, precision_for
+from common.openvino_session import OpenVinoSession, precision_for, snippets_on
 from common.variants import VARIANTS
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -30,10 +30,11 @@ def open_variant(
     flags: frozenset[str] | None = None,
 ):
     """onnxruntime, or OpenVINO on the CPU for the variants it runs (bf16, int8-static);
-    `flags` (None: this CPU's) set OpenVINO's precision."""
+    `flags` (None: this CPU's) set OpenVINO's precision and kernels."""
     if VARIANTS[variant].runtime == "openvino":
         flags = cpu_flags() if flags is None else flags
-        return OpenVinoSession(path, precision_for(variant, flags), threads)
+        precision = precision_for(variant, flags)
+        return OpenVinoSession(path, precision, threads, snippets_on(variant, flags))
     return open_session(path, provider, threads, cpu_flag)
 
 

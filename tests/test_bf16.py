@@ -83,14 +83,16 @@ def test_explicit_bf16_is_refused_on_a_cpu_without_bf16(onnx_dir: Path):
         variant_choice(folder, "bf16", "cpu", AVX2)
 
 
-def test_openvino_runs_the_onnx_file_as_onnxruntime_does(onnx_dir: Path):
-    """fp32 on OpenVINO, on any CPU: the same session interface and the same logits."""
+@pytest.mark.parametrize("snippets", [True, False])
+def test_openvino_runs_the_onnx_file_as_onnxruntime_does(onnx_dir: Path, snippets: bool):
+    """fp32 on OpenVINO, on any CPU, with its generated kernels or without them (int8-static on
+    AMX): the same session interface and the same logits."""
     rng = np.random.default_rng(0)
     ids = rng.integers(1000, 2000, size=(3, 9))
     mask = np.ones_like(ids)
     mask[1, 5:] = 0
     feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-    openvino = OpenVinoSession(onnx_dir / "model.onnx", "fp32", threads=1)
+    openvino = OpenVinoSession(onnx_dir / "model.onnx", "fp32", threads=1, snippets=snippets)
     assert [i.name for i in openvino.get_inputs()] == list(feed)
     (ours,) = openvino.run(["logits"], feed)
     (theirs,) = open_session(onnx_dir / "model.onnx", "cpu").run(["logits"], feed)
