@@ -1,6 +1,7 @@
 """Each exported variant against PyTorch on the parity texts and the --eval-data sample, in the
-scorer's batches: NaN or inf is an infinite gap; fp32, optimized and fp16 are held to their
-parity limit, the reduced variants to the fidelity `Limits`."""
+scorer's batches, and on one batch at each width the scorer can meet: NaN or inf is an infinite
+gap; fp32, optimized and fp16 are held to their parity limit, the reduced variants to the
+fidelity `Limits`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.batching import TextTokenizer, batching_for, in_input_order
+from common.batching import TextTokenizer, Tokens, batching_for, in_input_order, padded
 from common.errors import ParityError
 from common.metrics import agreement, macro_auc, max_abs_diff, sigmoid
 from common.sessions import open_variant
@@ -27,6 +28,11 @@ PARITY_TEXTS = [
     "Café, naïve, 東京, and an emoji 🙂 should all tokenize without trouble.",
     " ".join(["This long comment repeats itself so that it runs past the maximum length."] * 40),
 ]
+# Every batch width up to here is checked, then every WIDTH_STEP-th up to the max length: a
+# kernel can go wrong at one width alone (OpenVINO's int8 attention on AMX at exactly 32 tokens,
+# docs/variants.md), and the checked rows' batches meet only some widths.
+EVERY_WIDTH_TO = 128
+WIDTH_STEP = 16
 
 
 def torch_logits(model, feed: dict[str, np.ndarray]) -> np.ndarray:
@@ -55,6 +61,7 @@ class VariantChecker:
             "parity": self.tokenizer.tokenize(PARITY_TEXTS),
             "sample": self.tokenizer.tokenize(self.texts),
         }
+        self.widths = width_batches(self.tokens["parity"], self.tokens["sample"], max_len)
         self.reference = self._probs(lambda feed: torch_logits(model, feed), "cpu")
         if not all(np.isfinite(p).all() for p in self.reference.values()):
             raise ParityError(
@@ -72,7 +79,14 @@ class VariantChecker:
             out[part] = sigmoid(logits) if logits is not None else np.empty((0, 0))
         if not len(self.texts):
             out["sample"] = np.empty((0, out["parity"].shape[1]))
+        tokens, batches = self.widths
+        out["widths"] = sigmoid(
+            np.concatenate([run(padded(tokens, rows, batching.pad_to)) for rows in batches])
+        )
         return out
+
+    def _widest_gap(self, probs: dict[str, np.ndarray], parts: tuple[str, ...]) -> float:
+        return max(max_abs_diff(self.reference[p], probs[p]) for p in parts)
 
     def _auc(self, probs: np.ndarray) -> float | None:
         return macro_auc(self.labels, probs) if self.labels is not None else None
@@ -84,7 +98,7 @@ class VariantChecker:
         entry = {
             "file": path.name,
             "provider": provider,
-            "max_abs_diff": max_abs_diff(self.reference["parity"], probs["parity"]),
+            "max_abs_diff": self._widest_gap(probs, ("parity", "widths")),
             "limit": VARIANTS[name].parity_limit,
             "size_mb": round(_size(path) / 2**20, 2),
         }
@@ -111,6 +125,9 @@ class VariantChecker:
         every = np.concatenate([probs["parity"], probs["sample"]])
         reference = np.concatenate([self.reference["parity"], self.reference["sample"]])
         figures = agreement(reference, every)
+        # the width batches' rows are cut texts: they bound the largest gap, not the p99
+        figures["max_abs_diff"] = max(figures["max_abs_diff"], self._widest_gap(probs, ("widths",)))
+        figures["batch_widths"] = len(self.widths[1])
         figures["sample_rows"] = len(self.texts)
         figures["rows_to_bind"] = limits.rows_to_bind  # score's --variant auto reads both
         if self.thresholds is not None and len(self.texts):
@@ -121,6 +138,37 @@ class VariantChecker:
             figures["roc_auc_change"] = auc - self.reference_auc
         figures["limits"] = asdict(limits)
         return figures, limits.broken(figures)
+
+
+def width_batches(parity: Tokens, sample: Tokens, max_len: int) -> tuple[Tokens, list]:
+    """Tokens and row pairs for one batch per width from 2 tokens to `max_len` (every width up
+    to EVERY_WIDTH_TO, then every WIDTH_STEP-th and `max_len`): the longest text cut to that
+    width, beside the next longest cut to half of it, so each batch pads one row. A text cut to
+    w tokens keeps its first w - 1 and its closing special token, as truncation would."""
+    pool = [(tokens, i) for tokens in (sample, parity) for i in range(len(tokens))]
+    pool.sort(key=lambda item: -int(item[0].lengths[item[1]]))  # stable: real texts first
+    (long, i), (other, j) = pool[0], pool[1]
+    last = min(max_len, int(long.lengths[i]))
+    widths = [
+        *range(2, min(last, EVERY_WIDTH_TO) + 1),
+        *range(EVERY_WIDTH_TO + WIDTH_STEP, last, WIDTH_STEP),
+    ]
+    if last > EVERY_WIDTH_TO:
+        widths.append(last)
+    cut = [
+        piece
+        for w in widths
+        for piece in (_cut(long, i, w), _cut(other, j, min(int(other.lengths[j]), max(2, w // 2))))
+    ]
+    lengths = np.array([len(c) for c in cut], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths[:-1])]).astype(np.int64)
+    tokens = Tokens(ids=np.concatenate(cut), starts=starts, lengths=lengths)
+    return tokens, [np.array([2 * k, 2 * k + 1]) for k in range(len(widths))]
+
+
+def _cut(tokens: Tokens, row: int, width: int) -> np.ndarray:
+    ids = tokens.ids[tokens.starts[row] : tokens.starts[row] + tokens.lengths[row]]
+    return np.concatenate([ids[: width - 1], ids[-1:]]) if width < len(ids) else ids
 
 
 def _size(path: Path) -> int:

@@ -236,14 +236,16 @@ def _gap(entry: dict) -> str:
 
 
 def _log(name: str, entry: dict) -> None:
-    """One line per check: parity on the parity texts, or int8's fidelity on every text."""
+    """One line per check: parity on the parity texts and the width batches, or a reduced
+    variant's fidelity on every text (its largest gap on the width batches too)."""
     fidelity = entry.get("fidelity")
     if fidelity is None:
         detail = f"{_gap(entry)} (limit {entry['limit']:.0e})"
     else:
         held = f"{entry['fp32_holdout']} held in fp32; " if "fp32_holdout" in entry else ""
         detail = (
-            f"{held}on {fidelity['rows']} texts max abs diff "
+            f"{held}on {fidelity['rows']} texts and {fidelity['batch_widths']} batch widths "
+            "max abs diff "
             f"{fidelity['max_abs_diff']:.3f}, p99 {fidelity['p99_abs_diff']:.3f}"
         )
         if "flag_agreement_min" in fidelity:
