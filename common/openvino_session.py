@@ -6,10 +6,13 @@ session offers the part of onnxruntime's InferenceSession that callers use (`get
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-from common.cpu import NO_BF16, bf16_flag
+from common.cpu import NO_BF16, bf16_flag, isa_tag
 from common.errors import UserError
 
 PRECISIONS = {"bf16": "bf16", "fp32": "f32"}
@@ -31,8 +34,19 @@ def snippets_on(variant: str, flags: frozenset[str]) -> bool:
     return not (variant == "int8-static" and "amx_int8" in flags)
 
 
+def streams_for(flags: frozenset[str], threads: int | None) -> int:
+    """How many batches the scorer keeps in flight: 2 on AMX CPUs with 2 or more threads, each
+    batch on its own stream; on 2 cores that ran bf16 1.07x and int8-static 1.20x one batch at a
+    time, with the same probabilities (docs/variants.md). 1 elsewhere: not measured there."""
+    if not threads:
+        affinity = getattr(os, "sched_getaffinity", None)
+        threads = len(affinity(0)) if affinity else os.cpu_count() or 1
+    return 2 if isa_tag(flags) == "amx" and threads >= 2 else 1
+
+
 class OpenVinoSession:
-    """One compiled model and one infer request (not thread-safe: one caller at a time)."""
+    """One compiled model and one infer request (not thread-safe: one caller at a time); with
+    `streams` > 1, `run_batches` keeps that many batches in flight, one per stream."""
 
     def __init__(
         self,
@@ -40,6 +54,7 @@ class OpenVinoSession:
         precision: str = "bf16",
         threads: int | None = None,
         snippets: bool = True,
+        streams: int = 1,
     ) -> None:
         try:
             import openvino as ov
@@ -49,7 +64,7 @@ class OpenVinoSession:
             ) from None
         config = {
             "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
-            "PERFORMANCE_HINT": "LATENCY",
+            "PERFORMANCE_HINT": "LATENCY" if streams == 1 else "THROUGHPUT",
             # The CPU plugin keeps prepared kernels per input shape, 5,000 by default; length
             # bucketing makes every width up to max_len a new shape; capped at 50, a 100,000-row
             # run peaked at 1.1 GiB instead of 2.7 GiB at the same speed (docs/results.md).
@@ -59,6 +74,8 @@ class OpenVinoSession:
             config["INFERENCE_NUM_THREADS"] = threads
         if not snippets:
             config["SNIPPETS_MODE"] = "DISABLE"
+        if streams > 1:
+            config["NUM_STREAMS"] = streams
         core = ov.Core()
         try:
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
@@ -76,6 +93,7 @@ class OpenVinoSession:
                 "falls back to fp32 there); pass --variant optimized"
             )
         self.request = self.compiled.create_infer_request()
+        self.queue = ov.AsyncInferQueue(self.compiled, streams) if streams > 1 else None
         self.precision = precision
         self.names = [i.get_any_name() for i in self.compiled.inputs]
 
@@ -88,6 +106,25 @@ class OpenVinoSession:
     def run(self, outputs: list[str], feed: dict):
         result = self.request.infer(feed)
         return [result[self.compiled.output(name)].copy() for name in outputs]
+
+    def run_batches(self, items: Iterable[tuple[object, dict]], output: str) -> Iterator[tuple]:
+        """(key, `output`) for each (key, feed) of `items`, in the order the batches finish."""
+        if self.queue is None:
+            for key, feed in items:
+                yield key, self.run([output], feed)[0]
+            return
+        self.queue.wait_all()  # a run stopped early (a non-finite score) may leave some in flight
+        port, finished = self.compiled.output(output), deque()
+        self.queue.set_callback(
+            lambda request, key: finished.append((key, request.get_tensor(port).data.copy()))
+        )
+        for key, feed in items:
+            self.queue.start_async(feed, key)  # waits while every stream is busy
+            while finished:
+                yield finished.popleft()
+        self.queue.wait_all()
+        while finished:
+            yield finished.popleft()
 
 
 def _reason(error: RuntimeError) -> str:

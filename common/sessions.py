@@ -28,13 +28,15 @@ def open_variant(
     threads: int | None = None,
     cpu_flag: str = "--provider cpu",
     flags: frozenset[str] | None = None,
+    streams: int = 1,
 ):
     """onnxruntime, or OpenVINO on the CPU for the variants it runs (bf16, int8-static);
-    `flags` (None: this CPU's) set OpenVINO's precision and kernels."""
+    `flags` (None: this CPU's) set OpenVINO's precision and kernels, `streams` how many batches
+    its `run_batches` keeps in flight."""
     if VARIANTS[variant].runtime == "openvino":
         flags = cpu_flags() if flags is None else flags
         precision = precision_for(variant, flags)
-        return OpenVinoSession(path, precision, threads, snippets_on(variant, flags))
+        return OpenVinoSession(path, precision, threads, snippets_on(variant, flags), streams)
     return open_session(path, provider, threads, cpu_flag)
 
 

@@ -13,6 +13,7 @@ from common.batching import TextTokenizer, Tokens, batches, batching_for
 from common.cpu import cpu_flags
 from common.errors import UserError
 from common.metrics import sigmoid as sigmoid64
+from common.openvino_session import streams_for
 from common.sessions import CUDA_FIX, cuda_usable, open_variant
 from common.variants import precision
 from score.model_folder import read_model_folder, resolve_max_len, variant_choice
@@ -59,7 +60,12 @@ class Scorer:
         self.batch_size = self.batching.size
         self.tokenizer = TextTokenizer(folder.path / "tokenizer.json", self.max_len)
         self.session = open_variant(
-            self.variant, folder.variants[self.variant], self.provider, threads, flags=flags
+            self.variant,
+            folder.variants[self.variant],
+            self.provider,
+            threads,
+            flags=flags,
+            streams=streams_for(flags, threads),
         )
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.precision = precision(self.variant, flags)  # what the summary reports
@@ -80,8 +86,7 @@ class Scorer:
         """Sort by length, run batches padded to their longest text, put rows back in order. A NaN
         or inf logit stops the run, naming the input row (`first_row`: that of `tokens[0]`)."""
         probs = np.empty((len(tokens), len(self.labels)), dtype=np.float32)
-        for rows, feed in batches(tokens, self.batching):
-            logits = self.run_batch(feed)
+        for rows, logits in self._logits(tokens):
             finite = np.isfinite(logits).all(axis=1)  # one pass over the batch's logits
             if not finite.all():
                 raise UserError(
@@ -93,10 +98,21 @@ class Scorer:
             probs[rows] = sigmoid(logits)
         return probs
 
-    def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """Logits for one batch; on CUDA through IO binding (inputs copied once, no output copy)."""
+    def _logits(self, tokens: Tokens):
+        """(rows, logits) per batch; OpenVINO keeps several batches in flight where that pays."""
+        if hasattr(self.session, "run_batches"):
+            items = ((rows, self._inputs(feed)) for rows, feed in batches(tokens, self.batching))
+            return self.session.run_batches(items, "logits")
+        return ((rows, self.run_batch(feed)) for rows, feed in batches(tokens, self.batching))
+
+    def _inputs(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if "token_type_ids" not in self.input_names:
             del feed["token_type_ids"]
+        return feed
+
+    def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits for one batch; on CUDA through IO binding (inputs copied once, no output copy)."""
+        feed = self._inputs(feed)
         if self.provider != "cuda":
             (logits,) = self.session.run(["logits"], feed)
             return logits

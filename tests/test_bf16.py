@@ -18,7 +18,7 @@ from test_variant_rule import ALDER_LAKE, AVX2, SAPPHIRE_RAPIDS, ZEN4
 
 from common.cpu import NO_BF16, bf16_flag, cpu_flags
 from common.errors import UserError
-from common.openvino_session import OpenVinoSession
+from common.openvino_session import OpenVinoSession, streams_for
 from common.sessions import open_session
 from export.checks import plan
 from score.__main__ import main as score_main
@@ -97,6 +97,32 @@ def test_openvino_runs_the_onnx_file_as_onnxruntime_does(onnx_dir: Path, snippet
     (ours,) = openvino.run(["logits"], feed)
     (theirs,) = open_session(onnx_dir / "model.onnx", "cpu").run(["logits"], feed)
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("flags", "threads", "streams"),
+    [(SAPPHIRE_RAPIDS, 2, 2), (SAPPHIRE_RAPIDS, 1, 1), (ZEN4, 2, 1), (AVX2, 4, 1)],
+)
+def test_two_batches_in_flight_only_on_amx_with_two_threads(flags, threads, streams):
+    assert streams_for(flags, threads) == streams
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_batches_in_flight_give_each_batch_its_own_logits(onnx_dir: Path, streams: int):
+    """Batches of several shapes through run_batches: each key comes back once, with the logits
+    its own feed gives when run alone."""
+    rng = np.random.default_rng(1)
+    feeds = {}
+    for key, (rows, width) in enumerate([(3, 9), (1, 40), (5, 17), (2, 9), (4, 64), (1, 2)]):
+        ids = rng.integers(1000, 2000, size=(rows, width))
+        feeds[key] = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        feeds[key]["token_type_ids"] = np.zeros_like(ids)
+    openvino = OpenVinoSession(onnx_dir / "model.onnx", "fp32", threads=2, streams=streams)
+    got = list(openvino.run_batches(feeds.items(), "logits"))
+    assert sorted(key for key, _ in got) == list(feeds)
+    for key, logits in got:
+        (alone,) = openvino.run(["logits"], feeds[key])
+        np.testing.assert_allclose(logits, alone, atol=1e-5)
 
 
 @pytest.mark.skipif(HERE_BF16, reason="this CPU runs bf16 in hardware: the refusal is not met")
