@@ -100,9 +100,9 @@ AUTO_ORDER = {
     # every limit and 1.07x optimized in the median of nine A/B runs (2026-12-07); 7-bit
     # weights, faster in A/B runs, strayed nearer the limits on unseen comments (not kept).
     "cpu": ("int8-static", "bf16", "int8", "optimized", "fp32"),
-    # Intel Xeon with AMX, texts to probabilities on 1,000 unseen real comments: bf16 575 rows/s
-    # within every limit, int8-static 510 with flags agreeing 99.10% (outside), int8 192,
-    # fp32 170, optimized 159 (2026-12-07, the same command as Zen 4's).
+    # Intel Xeon with AMX, texts to probabilities on 1,000 unseen real comments, two batches in
+    # flight: bf16 660 rows/s within every limit, int8-static 654 with flags agreeing 99.10%
+    # (outside), int8 206, fp32 180, optimized 167 (2026-12-07, the same command as Zen 4's).
     "cpu-amx": ("bf16", "int8-static", "int8", "optimized", "fp32"),
     "cuda": ("fp16", "optimized", "fp32"),
 }

@@ -59,7 +59,11 @@ OPTIONS = {
         "--max-len": {"type": positive_int, "help": "tokens per comment (default: training's)"},
         "--chunk-rows": {"type": positive_int, "default": 50_000,
                          "help": "rows read, sorted and written at once"},
-        "--threads": {"type": positive_int, "help": "onnxruntime threads (default: its own)"},
+        "--threads": {
+            "type": positive_int,
+            "help": "onnxruntime or OpenVINO threads (default: the runtime's own); on an AMX CPU "
+            "with 2 or more, OpenVINO runs two batches at once, one per half",
+        },
         "--thresholds": {"action": argparse.BooleanOptionalAction, "default": False,
                          "help": "add a boolean <label>_flag column per label from the "
                          "model's thresholds.json"},
