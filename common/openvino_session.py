@@ -36,8 +36,9 @@ def snippets_on(variant: str, flags: frozenset[str]) -> bool:
 
 def streams_for(flags: frozenset[str], threads: int | None) -> int:
     """How many batches the scorer keeps in flight: 2 on AMX CPUs with 2 or more threads, each
-    batch on its own stream; on 2 cores that ran bf16 1.07x and int8-static 1.20x one batch at a
-    time, with the same probabilities (docs/variants.md). 1 elsewhere: not measured there."""
+    batch on its own stream; on 2 cores that ran MiniLM's bf16 1.07x and int8-static 1.20x one
+    batch at a time, with the same probabilities, and bert-base's bf16 0.985x (docs/results.md).
+    1 elsewhere: not measured there."""
     if not threads:
         affinity = getattr(os, "sched_getaffinity", None)
         threads = len(affinity(0)) if affinity else os.cpu_count() or 1
