@@ -114,16 +114,18 @@ class OpenVinoSession:
             for key, feed in items:
                 yield key, self.run([output], feed)[0]
             return
-        self.queue.wait_all()  # a run stopped early (a non-finite score) may leave some in flight
         port, finished = self.compiled.output(output), deque()
         self.queue.set_callback(
             lambda request, key: finished.append((key, request.get_tensor(port).data.copy()))
         )
-        for key, feed in items:
-            self.queue.start_async(feed, key)  # waits while every stream is busy
-            while finished:
-                yield finished.popleft()
-        self.queue.wait_all()
+        try:
+            for key, feed in items:
+                self.queue.start_async(feed, key)  # waits while every stream is busy
+                while finished:
+                    yield finished.popleft()
+        finally:  # Ctrl-C, an error, a caller that stops early: no batch is left in flight, or
+            # its callback would run while the interpreter exits, and the process would abort
+            self.queue.wait_all()
         while finished:
             yield finished.popleft()
 

@@ -125,6 +125,19 @@ def test_batches_in_flight_give_each_batch_its_own_logits(onnx_dir: Path, stream
         np.testing.assert_allclose(logits, alone, atol=1e-5)
 
 
+def test_a_caller_that_stops_early_leaves_no_batch_in_flight(onnx_dir: Path):
+    """Ctrl-C mid-run: the batches still running finish before the generator lets go, so none
+    calls back into an interpreter that is shutting down (which aborted the process)."""
+    ids = np.random.default_rng(2).integers(1000, 2000, size=(256, 512))
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    feed["token_type_ids"] = np.zeros_like(ids)
+    openvino = OpenVinoSession(onnx_dir / "model.onnx", "fp32", threads=2, streams=2)
+    batches = openvino.run_batches(((key, feed) for key in range(8)), "logits")
+    next(batches)
+    batches.close()
+    assert all(openvino.queue[i].wait_for(0) for i in range(len(openvino.queue)))
+
+
 @pytest.mark.skipif(HERE_BF16, reason="this CPU runs bf16 in hardware: the refusal is not met")
 def test_openvino_refuses_to_call_fp32_bf16_on_a_cpu_without_it(onnx_dir: Path):
     with pytest.raises(UserError, match=f"OpenVINO runs model.onnx in f32, not bf16: {NO_BF16}"):

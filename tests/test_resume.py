@@ -19,6 +19,8 @@ import pytest
 from conftest import write_comments_csv
 from test_score import REPO, _write_comments
 
+from common.cpu import bf16_flag, cpu_flags
+from common.openvino_session import streams_for
 from score.__main__ import main
 
 ROWS, CHUNK = 30_000, 1_000
@@ -67,6 +69,26 @@ def test_a_stopped_run_resumes_to_the_same_output(tmp_path, onnx_dir, uninterrup
     assert f"resumed {kept * CHUNK} rows scored by an earlier run" in done.stdout
     assert pq.read_table(out).equals(pq.read_table(reference))  # same rows, order, scores
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.parquet"]  # work folder gone
+
+
+@pytest.mark.skipif(
+    streams_for(cpu_flags(), 2) == 1 or bf16_flag(cpu_flags()) is None,
+    reason="OpenVINO keeps batches in flight in the scorer only on AMX CPUs",
+)
+@pytest.mark.parametrize("attempt", range(3))  # where the signal lands varies from run to run
+def test_a_run_with_batches_in_flight_stops_cleanly_on_ctrl_c(tmp_path, onnx_dir, attempt):
+    """bf16 on OpenVINO, two batches in flight: Ctrl-C waits for them, then exits as always."""
+    source = _write_comments(tmp_path / "comments.csv", ROWS)
+    out = tmp_path / "scores.parquet"
+    command = [*_command(source, out, onnx_dir)[:-2], "--variant", "bf16", "--threads", "2"]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    while len(_parts(out)) < 2 + attempt:
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-500:]
+    assert "run the same command again to resume" in err.decode().strip().splitlines()[-1]
 
 
 def _stop_after_parts(command: list[str], out: Path, parts: int) -> None:
