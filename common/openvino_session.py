@@ -46,8 +46,8 @@ def streams_for(flags: frozenset[str], threads: int | None) -> int:
 
 
 class OpenVinoSession:
-    """One compiled model and one infer request (not thread-safe: one caller at a time); with
-    `streams` > 1, `run_batches` keeps that many batches in flight, one per stream."""
+    """One compiled model and one infer request per stream (not thread-safe: one caller at a
+    time); with `streams` > 1, `run_batches` keeps that many batches in flight."""
 
     def __init__(
         self,
@@ -93,8 +93,9 @@ class OpenVinoSession:
                 f"OpenVINO runs {path.name} in {ran}, not {precision}: {NO_BF16} (OpenVINO "
                 "falls back to fp32 there); pass --variant optimized"
             )
-        self.request = self.compiled.create_infer_request()
-        self.queue = ov.AsyncInferQueue(self.compiled, streams) if streams > 1 else None
+        # one request per stream; no Python callback runs on OpenVINO's threads (one that ran
+        # while a session or the interpreter was being torn down aborted the process)
+        self.requests = [self.compiled.create_infer_request() for _ in range(streams)]
         self.precision = precision
         self.names = [i.get_any_name() for i in self.compiled.inputs]
 
@@ -105,29 +106,37 @@ class OpenVinoSession:
         return [f"OpenVINO CPU ({self.precision})"]
 
     def run(self, outputs: list[str], feed: dict):
-        result = self.request.infer(feed)
+        result = self.requests[0].infer(feed)
         return [result[self.compiled.output(name)].copy() for name in outputs]
 
     def run_batches(self, items: Iterable[tuple[object, dict]], output: str) -> Iterator[tuple]:
-        """(key, `output`) for each (key, feed) of `items`, in the order the batches finish."""
-        if self.queue is None:
+        """(key, `output`) for each (key, feed) of `items`, in order; with several streams the
+        next batches start before the oldest one's result is taken."""
+        if len(self.requests) == 1:
             for key, feed in items:
                 yield key, self.run([output], feed)[0]
             return
-        port, finished = self.compiled.output(output), deque()
-        self.queue.set_callback(
-            lambda request, key: finished.append((key, request.get_tensor(port).data.copy()))
-        )
+        port, idle, running = self.compiled.output(output), deque(self.requests), deque()
         try:
             for key, feed in items:
-                self.queue.start_async(feed, key)  # waits while every stream is busy
-                while finished:
-                    yield finished.popleft()
-        finally:  # Ctrl-C, an error, a caller that stops early: no batch is left in flight, or
-            # its callback would run while the interpreter exits, and the process would abort
-            self.queue.wait_all()
-        while finished:
-            yield finished.popleft()
+                if not idle:  # every stream busy: take the oldest batch's result first
+                    yield self._finish(running, port)
+                    idle.append(running.popleft()[1])
+                request = idle.popleft()
+                request.start_async(feed)
+                running.append((key, request))
+            while running:
+                yield self._finish(running, port)
+                running.popleft()
+        finally:  # Ctrl-C, an error, a caller that stops early: no batch is left running
+            for request in self.requests:
+                request.wait()
+
+    @staticmethod
+    def _finish(running: deque, port) -> tuple:
+        key, request = running[0]
+        request.wait()
+        return key, request.get_tensor(port).data.copy()
 
 
 def _reason(error: RuntimeError) -> str:

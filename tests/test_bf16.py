@@ -135,7 +135,7 @@ def test_a_caller_that_stops_early_leaves_no_batch_in_flight(onnx_dir: Path):
     batches = openvino.run_batches(((key, feed) for key in range(8)), "logits")
     next(batches)
     batches.close()
-    assert all(openvino.queue[i].wait_for(0) for i in range(len(openvino.queue)))
+    assert all(request.wait_for(0) for request in openvino.requests)
 
 
 @pytest.mark.skipif(HERE_BF16, reason="this CPU runs bf16 in hardware: the refusal is not met")
