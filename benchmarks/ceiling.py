@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from benchmarks.cpu_peak import clock_and_vendor, peak_gops
-from benchmarks.machine import usable_cores
 from benchmarks.timing import synchronizer
 from benchmarks.torch_engines import quantize_linear_int8
-from common.cpu import this_cpu
+from common.cpu import this_cpu, usable_cores
 
 
 def ops_per_token(config, mean_tokens: float) -> float:

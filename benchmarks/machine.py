@@ -9,11 +9,15 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from common.cpu import _slug, cpu_flags, cpu_model, cpu_slug, isa_tag, key_flags  # noqa: F401
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+from common.cpu import (  # noqa: F401
+    _slug,
+    cpu_flags,
+    cpu_model,
+    cpu_slug,
+    isa_tag,
+    key_flags,
+    usable_cores,
+)
 
 
 def describe(device: str, threads: int) -> dict:

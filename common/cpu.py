@@ -4,6 +4,7 @@ machine by passing another CPU's facts."""
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ NO_BF16 = "this CPU has neither avx512_bf16 nor amx_bf16"
 # go through 16-bit pairs that can saturate.
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni")
 INT8_DOT_FLAGS = ("amx_int8", *VNNI_FLAGS)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def int8_dot_flag(flags: frozenset[str]) -> str | None:

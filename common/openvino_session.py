@@ -6,13 +6,12 @@ session offers the part of onnxruntime's InferenceSession that callers use (`get
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-from common.cpu import NO_BF16, bf16_flag, isa_tag
+from common.cpu import NO_BF16, bf16_flag, isa_tag, usable_cores
 from common.errors import UserError
 
 PRECISIONS = {"bf16": "bf16", "fp32": "f32"}
@@ -39,10 +38,7 @@ def streams_for(flags: frozenset[str], threads: int | None) -> int:
     batch on its own stream; on 2 cores that ran MiniLM's bf16 1.07x and int8-static 1.20x one
     batch at a time, with the same probabilities, and bert-base's bf16 0.985x (docs/results.md).
     1 elsewhere: not measured there."""
-    if not threads:
-        affinity = getattr(os, "sched_getaffinity", None)
-        threads = len(affinity(0)) if affinity else os.cpu_count() or 1
-    return 2 if isa_tag(flags) == "amx" and threads >= 2 else 1
+    return 2 if isa_tag(flags) == "amx" and (threads or usable_cores()) >= 2 else 1
 
 
 class OpenVinoSession:
