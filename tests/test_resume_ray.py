@@ -3,7 +3,9 @@ resumes to the output of an uninterrupted run, and a model worker killed mid-run
 
 Ray's processes are found in /proc: the driver is started with setsid, and every process of
 the local Ray instance it starts keeps its SID (Linux only). Chunks of two rows make enough
-parts that a kill lands mid-run while the run stays a few seconds long.
+parts that a kill lands mid-run while the run stays a few seconds long: the tiny model scores
+a part in a few milliseconds, so the big input has to be big enough that the run cannot end
+between the test seeing its first parts and the kill (600 rows left a window under a second).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ pytestmark = [
 ]
 
 CHUNK = 2
-SMALL, BIG = 20, 600  # rows of the inputs, in this order: the small one is done long before
+SMALL, BIG = 20, 2000  # rows of the inputs, in this order: the small one is done long before
 WORKER = "ray::MapWorker(MapBatches(ChunkScorer))"  # the title Ray gives a model worker
 
 
@@ -79,6 +81,12 @@ def _start(command: list[str]) -> subprocess.Popen:
     )
 
 
+def _still_running(proc: subprocess.Popen, out: Path) -> None:
+    """Fail with the reason if the run ended, or put its output in place, before the kill."""
+    assert proc.returncode != 0, "the run finished before it was killed: make it longer"
+    assert (out / "note.txt").is_file(), "the run replaced the output before it was killed"
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, onnx_dir: Path) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("resume-ray")
@@ -112,6 +120,7 @@ def test_a_killed_run_resumes_to_the_same_output(tmp_path, onnx_dir, uninterrupt
     proc.kill()
     proc.communicate(timeout=60)
     _kill_the_rest(proc.pid)
+    _still_running(proc, out)
     assert _tree(out) == previous  # untouched until the run completes
     kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in _parts(out)}
     assert SMALL // CHUNK + 3 <= len(kept) < (SMALL + BIG) // CHUNK
