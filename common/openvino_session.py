@@ -25,12 +25,14 @@ def precision_for(variant: str, flags: frozenset[str]) -> str:
     return "bf16" if variant == "bf16" or bf16_flag(flags) else "fp32"
 
 
-def snippets_on(variant: str, flags: frozenset[str]) -> bool:
-    """False for int8-static on AMX: there OpenVINO's generated attention kernels ("snippets")
-    gave probabilities up to 0.83 off PyTorch's for every batch padded to exactly 32 tokens (and
-    none at the other widths up to 128); without them no width strayed past 0.05, and int8-static
-    ran 1.05x faster (docs/variants.md, "Intel Xeon with AMX")."""
-    return not (variant == "int8-static" and "amx_int8" in flags)
+def snippets_on(flags: frozenset[str]) -> bool:
+    """False on AMX CPUs, where OpenVINO's generated attention kernels ("snippets") cost
+    fidelity or speed. int8-static with them gave probabilities up to 0.83 off PyTorch's for
+    every batch padded to exactly 32 tokens (none at the other widths up to 128); without them
+    no width strayed past 0.05 and it ran 1.05x faster. bf16 ran 1.11x faster without them,
+    with two batches in flight (docs/variants.md, "Intel Xeon with AMX"). On by default
+    elsewhere: not measured there."""
+    return isa_tag(flags) != "amx"
 
 
 def streams_for(flags: frozenset[str], threads: int | None) -> int:

@@ -36,7 +36,7 @@ def open_variant(
     if VARIANTS[variant].runtime == "openvino":
         flags = cpu_flags() if flags is None else flags
         precision = precision_for(variant, flags)
-        return OpenVinoSession(path, precision, threads, snippets_on(variant, flags), streams)
+        return OpenVinoSession(path, precision, threads, snippets_on(flags), streams)
     return open_session(path, provider, threads, cpu_flag)
 
 

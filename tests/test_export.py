@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,16 @@ def test_axes_are_dynamic(onnx_dir: Path, name: str):
         dims = [d.dim_param for d in value.type.tensor_type.shape.dim]
         assert dims == ["batch_size", "sequence_length"], value.name
     assert next(d.dim_param for d in graph.output[0].type.tensor_type.shape.dim) == "batch_size"
+
+
+def test_attention_is_traced_in_its_eager_form(onnx_dir: Path):
+    """One scaled product per layer, not torch's SDPA form, which scales queries and keys apart
+    through a Sqrt each (slower in OpenVINO); onnxruntime still fuses it into Attention."""
+    layers = json.loads((onnx_dir / "config.json").read_text())["num_hidden_layers"]
+    plain = Counter(n.op_type for n in onnx.load(str(onnx_dir / "model.onnx")).graph.node)
+    assert plain["Softmax"] == layers and plain["Sqrt"] == 0
+    fused = onnx.load(str(onnx_dir / "model_optimized.onnx")).graph.node
+    assert sum(n.op_type == "Attention" for n in fused) == layers
 
 
 @pytest.mark.parametrize(("name", "atol"), [("model.onnx", 1e-4), ("model_optimized.onnx", 1e-4)])
