@@ -101,8 +101,8 @@ AUTO_ORDER = {
     # weights, faster in A/B runs, strayed nearer the limits on unseen comments (not kept).
     "cpu": ("int8-static", "bf16", "int8", "optimized", "fp32"),
     # Intel Xeon with AMX, texts to probabilities on 1,000 unseen real comments, two batches in
-    # flight: bf16 658 rows/s within every limit, int8-static 648 with flags agreeing 99.10%
-    # (outside), int8 203, fp32 179, optimized 168 (2026-12-07, the same command as Zen 4's).
+    # flight: bf16 778 rows/s within every limit, int8-static 696 with flags agreeing 99.30%
+    # (outside), int8 211, fp32 192, optimized 174 (2026-12-08, the same command as Zen 4's).
     "cpu-amx": ("bf16", "int8-static", "int8", "optimized", "fp32"),
     "cuda": ("fp16", "optimized", "fp32"),
 }
