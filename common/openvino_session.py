@@ -30,17 +30,17 @@ def snippets_on(flags: frozenset[str]) -> bool:
     fidelity or speed. int8-static with them gave probabilities up to 0.83 off PyTorch's for
     every batch padded to exactly 32 tokens (none at the other widths up to 128); without them
     no width strayed past 0.05 and it ran 1.05x faster. bf16 ran 1.11x faster without them,
-    with two batches in flight (docs/variants.md, "Intel Xeon with AMX"). On by default
-    elsewhere: not measured there."""
+    with two batches in flight (docs/variants.md, "Intel Xeon with AMX"). On elsewhere: on Zen 4
+    turning them off changed neither variant's speed beyond the noise (0.97x-1.02x)."""
     return isa_tag(flags) != "amx"
 
 
 def streams_for(flags: frozenset[str], threads: int | None) -> int:
-    """How many batches the scorer keeps in flight: 2 on AMX CPUs with 2 or more threads, each
-    batch on its own stream; on 2 cores that ran MiniLM's bf16 1.07x and int8-static 1.20x one
-    batch at a time, with the same probabilities, and bert-base's bf16 0.985x (docs/results.md).
-    1 elsewhere: not measured there."""
-    return 2 if isa_tag(flags) == "amx" and (threads or usable_cores()) >= 2 else 1
+    """How many batches the scorer keeps in flight: 2 on CPUs with bf16 hardware (AMX, Zen 4)
+    and 2 or more threads, each batch on its own stream; 1 elsewhere (not measured there). On 2
+    cores, two in flight ran MiniLM's bf16 1.07x and int8-static 1.20x on AMX, 1.07x and 1.03x
+    on Zen 4, with the same probabilities; bert-base's bf16 0.985x on AMX (docs/results.md)."""
+    return 2 if bf16_flag(flags) and (threads or usable_cores()) >= 2 else 1
 
 
 class OpenVinoSession:

@@ -101,9 +101,16 @@ def test_openvino_runs_the_onnx_file_as_onnxruntime_does(onnx_dir: Path, snippet
 
 @pytest.mark.parametrize(
     ("flags", "threads", "streams"),
-    [(SAPPHIRE_RAPIDS, 2, 2), (SAPPHIRE_RAPIDS, 1, 1), (ZEN4, 2, 1), (AVX2, 4, 1)],
+    [
+        (SAPPHIRE_RAPIDS, 2, 2),
+        (SAPPHIRE_RAPIDS, 1, 1),
+        (ZEN4, 2, 2),
+        (ZEN4, 1, 1),
+        (ALDER_LAKE, 4, 1),  # VNNI without bf16: not measured
+        (AVX2, 4, 1),
+    ],
 )
-def test_two_batches_in_flight_only_on_amx_with_two_threads(flags, threads, streams):
+def test_two_batches_in_flight_only_on_bf16_hardware_with_two_threads(flags, threads, streams):
     assert streams_for(flags, threads) == streams
 
 

@@ -31,23 +31,25 @@ RECORDS = {"int8": PASSED, "int8-static": PASSED, "bf16": PASSED}
 @pytest.mark.parametrize(
     ("flags", "expected", "named"),
     [
-        (ZEN4, "int8-static", "avx512_vnni"),
-        (SAPPHIRE_RAPIDS, "bf16", "amx_bf16"),  # bf16 is the faster of the two on AMX
-        (ALDER_LAKE, "int8-static", "avx_vnni"),
+        # bf16 first wherever it runs in hardware: int8-static strayed past the limits on
+        # unseen comments on both kinds; on AMX it is the slower of the two as well
+        (ZEN4, "bf16", "avx512_bf16"),
+        (SAPPHIRE_RAPIDS, "bf16", "amx_bf16"),
+        (ALDER_LAKE, "int8-static", "avx_vnni"),  # VNNI without bf16 hardware
         # u8 x s8 may saturate there; the per-tensor int8 record is not trusted without VNNI
         (AVX512, "optimized", "int8 is not usable: export made it with one scale per activation"),
         (AVX2, "optimized", "int8 is not usable: export made it with one scale per activation"),
     ],
 )
-def test_auto_picks_int8_static_first_on_vnni_and_bf16_on_amx(flags, expected, named):
+def test_auto_picks_bf16_first_on_bf16_hardware_and_int8_static_on_vnni(flags, expected, named):
     variant, why = auto_variant("cpu", flags, ALL, RECORDS)
     assert variant == expected and named in why
 
 
-def test_int8_static_checked_on_too_few_rows_gives_way_to_bf16():
+def test_int8_static_checked_on_too_few_rows_gives_way_to_the_next_variant():
     few = {"fidelity": {"passed": True, "sample_rows": 40, "rows_to_bind": 200}}
-    variant, why = auto_variant("cpu", ZEN4, ALL, {**RECORDS, "int8-static": few})
-    assert variant == "bf16"
+    variant, why = auto_variant("cpu", ALDER_LAKE, ALL, {**RECORDS, "int8-static": few})
+    assert variant == "int8"
     assert "int8-static is not usable: it was checked on 40 --eval-data rows" in why
     assert "pass --variant int8-static" in why
 

@@ -73,7 +73,7 @@ def test_a_stopped_run_resumes_to_the_same_output(tmp_path, onnx_dir, uninterrup
 
 @pytest.mark.skipif(
     streams_for(cpu_flags(), 2) == 1 or bf16_flag(cpu_flags()) is None,
-    reason="OpenVINO keeps batches in flight in the scorer only on AMX CPUs",
+    reason="OpenVINO keeps batches in flight in the scorer only on CPUs with bf16 hardware",
 )
 @pytest.mark.parametrize("attempt", range(3))  # where the signal lands varies from run to run
 def test_a_run_with_batches_in_flight_stops_cleanly_on_ctrl_c(tmp_path, onnx_dir, attempt):

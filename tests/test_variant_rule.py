@@ -115,9 +115,9 @@ def test_explicit_variant_is_kept_with_its_reason(tmp_path: Path):
     assert variant_choice(folder, "fp32", "cpu", ZEN4) == ("fp32", "asked for with --variant")
     assert variant_choice(folder, "auto", "cpu", ZEN4) == (
         "fp32",
-        "auto: this CPU has avx512_vnni: VNNI does int8 dot products in one instruction, but "
-        "int8-static is not usable: not exported; this CPU has avx512_bf16: OpenVINO runs its "
-        "bf16 matrix multiplies in hardware, but bf16 is not usable: not exported; this CPU has "
+        "auto: this CPU has avx512_bf16: OpenVINO runs its bf16 matrix multiplies in hardware, "
+        "but bf16 is not usable: not exported; this CPU has avx512_vnni: VNNI does int8 dot "
+        "products in one instruction, but int8-static is not usable: not exported; this CPU has "
         "avx512_vnni: VNNI does int8 dot products in one instruction, but int8 is not usable: "
         "not exported; optimized not exported",
     )
