@@ -314,9 +314,16 @@ def _ceiling_lines(c: dict | None) -> list[str]:
         for arith, g in c["gemm"].items()
     )
     shape = next(iter(c["gemm"].values()))["shape"] if c["gemm"] else ""
+    exported = c.get("op_per_token_exported", c["op_per_token"])
+    graph = (
+        f"; the exported graph, whose last layer runs for the [CLS] position only, "
+        f"{exported / 1e6:.2f} M, and each engine is counted for what it computes"
+        if exported != c["op_per_token"]
+        else ""
+    )
     return [
         f"Arithmetic: {c['op_per_token'] / 1e6:.2f} M operations per real token (encoder linear "
-        "layers and attention). Ceilings: the fastest of torch, onnxruntime and OpenVINO "
+        f"layers and attention{graph}). Ceilings: the fastest of torch, onnxruntime and OpenVINO "
         f"running the feed-forward pair {shape}, or of the engines on the whole model where one "
         "is faster, or the CPU's peak where higher (an estimate from its vector units, the "
         f"threads used and the clock /proc/cpuinfo reports): {gemms}.",

@@ -17,7 +17,7 @@ from common.batching import batching_for
 from common.errors import UserError
 from common.labelled import read_eval_sample
 from common.metrics import agreement, first_non_finite_row
-from common.variants import Limits
+from common.variants import CLS_ONLY, Limits
 from score.model_folder import read_model_folder, read_thresholds
 
 log = logging.getLogger("benchmarks")
@@ -76,7 +76,9 @@ def _measure(s: SimpleNamespace, timed: tuple | None, workdir: Path) -> dict:
     record = {
         "settings": settings,
         "model": models.describe_model(model),
-        "export": {k: export_record.get(k) for k in ("variants", "skipped", "versions")},
+        "export": {
+            k: export_record.get(k) for k in ("last_layer", "variants", "skipped", "versions")
+        },
         "missing_variants": eng.missing_variants(export_record, s.device),
         "left_out": left_out,
     }
@@ -85,7 +87,10 @@ def _measure(s: SimpleNamespace, timed: tuple | None, workdir: Path) -> dict:
         # The model's flag thresholds: export copies thresholds.json where training wrote one.
         has_cut = (s.onnx_dir / "thresholds.json").is_file()
         cut = read_thresholds(read_model_folder(s.onnx_dir)) if has_cut else None
-        record["throughput"] = _throughput(built, timed[0], tokenizer, settings, model.config, cut)
+        cls_only = export_record.get("last_layer") == CLS_ONLY
+        record["throughput"] = _throughput(
+            built, timed[0], tokenizer, settings, model.config, cut, cls_only
+        )
     if sample is not None:
         scored = [e for e in built if e.group != "end-to-end" and e.name != targets.SEED]
         record["quality"] = {**quality.evaluate(scored, *sample, labels), **file_facts(s.eval_data)}
@@ -94,7 +99,9 @@ def _measure(s: SimpleNamespace, timed: tuple | None, workdir: Path) -> dict:
     return record
 
 
-def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config, cut) -> dict:
+def _throughput(
+    built: list, texts: list[str], tokenizer, settings: dict, config, cut, cls_only: bool
+) -> dict:
     """Every engine timed on the same texts, its fidelity to PyTorch fp32 (held to the limits
     export holds the reduced variants to, flags at the thresholds `cut`), and the ceilings."""
     batch_size, device = settings["batch_size"], settings["device"]
@@ -115,7 +122,9 @@ def _throughput(built: list, texts: list[str], tokenizer, settings: dict, config
     }
     wall_s = round(time.time() - started, 1)
     tokens, batches = profile["tokens"], profile["batches"]
-    limit = ceiling.measure(config, device, tokens, len(texts), batches, table, settings["threads"])
+    limit = ceiling.measure(
+        config, device, tokens, len(texts), batches, table, settings["threads"], cls_only
+    )
     return {"engines": table, "profile": profile, "wall_s": wall_s, "ceiling": limit}
 
 

@@ -86,6 +86,10 @@ VARIANTS = {
     )
 }  # fmt: skip
 
+# export.json's "last_layer" where export traced the last encoder layer for [CLS] only (every
+# variant then does that layer's work for one position per text); "whole" otherwise.
+CLS_ONLY = "cls-only"
+
 # `--variant auto` tries these in order and runs the first that this machine runs, export kept
 # and, for a reduced variant, checked on enough real rows. Each CPU order comes from rows/s and
 # fidelity measured on that kind of CPU (docs/variants.md, "The auto rule", has the figures,

@@ -15,12 +15,14 @@ from pathlib import Path
 from common.variants import VARIANTS
 from common.writes import writing
 from export import quantize, quantize_static
+from export.cls_only import cls_only_last_layer
 
 log = logging.getLogger("export")
 
 
-def export_onnx(model_dir: Path, out: Path, opset: int) -> Path:
-    """optimum's exporter: model.onnx with dynamic batch and sequence axes, config, tokenizer.
+def export_onnx(model_dir: Path, out: Path, opset: int) -> bool:
+    """optimum's exporter: model.onnx with dynamic batch and sequence axes, config, tokenizer;
+    True where the last layer is traced for the [CLS] position only (export/cls_only.py).
 
     The model is traced with transformers' eager attention, not its default SDPA: torch's ONNX
     form of SDPA scales queries and keys apart (a Sqrt and a Mul each, per layer) around extra
@@ -33,6 +35,7 @@ def export_onnx(model_dir: Path, out: Path, opset: int) -> Path:
     model = AutoModelForSequenceClassification.from_pretrained(
         model_dir, attn_implementation="eager", local_files_only=True
     ).eval()
+    cls_only = cls_only_last_layer(model)
     with writing(out / VARIANTS["fp32"].file):
         onnx_export_from_model(
             model,
@@ -42,7 +45,7 @@ def export_onnx(model_dir: Path, out: Path, opset: int) -> Path:
             device="cpu",
             do_validation=False,
         )
-    return out / VARIANTS["fp32"].file
+    return cls_only
 
 
 def optimize(out: Path, *, for_gpu: bool, fp16: bool) -> Path:

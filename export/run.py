@@ -15,7 +15,7 @@ from common.errors import ParityError, UserError
 from common.jsonfile import read_json
 from common.labelled import read_eval_sample
 from common.sessions import cuda_usable
-from common.variants import VARIANTS, Limits, precision
+from common.variants import CLS_ONLY, VARIANTS, Limits, precision
 from common.writes import check_target, staged_folder, writing
 from export import checks, convert, quantize, quantize_static
 from export.checker import VariantChecker
@@ -71,14 +71,15 @@ def run(
     sample, calibration = _samples(eval_data, text_column, labels, eval_rows, tried)
     _uncalibrated(tried, left_out, calibration, eval_data)
     with staged_folder(out) as tmp:
-        convert.export_onnx(model_dir, tmp, opset)
+        cls_only = convert.export_onnx(model_dir, tmp, opset)
         for name in COPIED:
             if (model_dir / name).is_file():
                 shutil.copy2(model_dir / name, tmp / name)
         checker = make_checker(model_dir, tmp, labels, sample)
         folder = convert.Folder(tmp, isa, cpu.flags)
         folder.calibration = quantize_static.calibration_feeds(checker.tokenizer, calibration)
-        record = {"max_length": checker.max_len, "variants": {}, "failed": {}}
+        record = {"max_length": checker.max_len, "last_layer": CLS_ONLY if cls_only else "whole"}
+        record.update(variants={}, failed={})
         for name in tried:
             _make(name, folder, checker, record, limits or Limits())
         _finish(record, left_out, tried, checker, tmp, model_dir, opset, labels)

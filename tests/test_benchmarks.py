@@ -199,18 +199,25 @@ def test_ceiling_per_arithmetic_and_useful_rates(cpu_run):
     assert engines["onnxruntime-optimized"]["arith"] == "fp32"
     # The tiny model (hidden 32, inner 37, 2 layers): 2*(4*32*32 + 2*32*37) per layer, plus
     # attention over the mean length; checked against the formula by hand, not re-derived.
-    tokens = throughput["profile"]["tokens"]
-    per_token = 2 * (2 * (4 * 32 * 32 + 2 * 32 * 37) + 2 * 2 * (tokens / 24) * 32)
+    mean = throughput["profile"]["tokens"] / 24
+    layer = 2 * (4 * 32 * 32 + 2 * 32 * 37) + 2 * 2 * mean * 32
+    per_token = 2 * layer
+    # The exported graph's last layer: keys and values for every token, the rest (queries, the
+    # attention output, the feed-forward, one row of attention) once per text.
+    exported = layer + 2 * 2 * 32 * 32 + (layer - 2 * 2 * 32 * 32) / mean
     assert ceiling["op_per_token"] == pytest.approx(per_token, rel=1e-3)
+    assert ceiling["op_per_token_exported"] == pytest.approx(exported, rel=1e-3)
     for name, row in engines.items():
         useful = ceiling["useful"][name]
-        assert useful["gops"] == pytest.approx(row["tokens_per_s"] * per_token / 1e9, rel=1e-3)
+        ops = per_token if name.startswith("pytorch") else exported
+        assert useful["gops"] == pytest.approx(row["tokens_per_s"] * ops / 1e9, rel=1e-3)
         gemm = ceiling["gemm"][row["arith"]]
         assert gemm["gops"] > 0
         assert useful["share"] == pytest.approx(useful["gops"] / gemm["gops"], rel=1e-9)
         assert useful["share"] <= 1 + 1e-9, name  # no engine above its ceiling
-        # At 100% of its ceiling, an engine would run at the ceiling's rows/s.
-        assert gemm["rows_per_s"] == pytest.approx(row["rows_per_s"] / useful["share"], rel=1e-3)
+        # At 100% of its ceiling, the exported graph would run at the ceiling's rows/s.
+        at_full = row["rows_per_s"] / useful["share"] * ops / exported
+        assert gemm["rows_per_s"] == pytest.approx(at_full, rel=1e-3)
     for arith, gemm in ceiling["gemm"].items():
         # Each runtime ran the bare pair; the ceiling is the fastest of them, or of the engines,
         # or the CPU's peak (where /proc/cpuinfo gives a clock) where that is higher.

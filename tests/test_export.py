@@ -91,7 +91,31 @@ def test_attention_is_traced_in_its_eager_form(onnx_dir: Path):
     plain = Counter(n.op_type for n in onnx.load(str(onnx_dir / "model.onnx")).graph.node)
     assert plain["Softmax"] == layers and plain["Sqrt"] == 0
     fused = onnx.load(str(onnx_dir / "model_optimized.onnx")).graph.node
-    assert sum(n.op_type == "Attention" for n in fused) == layers
+    # the last layer's attention, one row per text (below), is left as it is traced
+    assert sum(n.op_type == "Attention" for n in fused) == layers - 1
+
+
+def test_the_last_layer_runs_for_the_cls_position_only(onnx_dir: Path):
+    """The feed-forward of every layer but the last sees every token; the last one's sees one
+    position per text, since the classifier reads [CLS] alone."""
+    layers = json.loads((onnx_dir / "config.json").read_text())["num_hidden_layers"]
+    model = onnx.load(str(onnx_dir / "model.onnx"))
+    wanted = {
+        i: next(
+            n.output[0]
+            for n in model.graph.node
+            if n.op_type == "MatMul" and f"/layer.{i}/intermediate/" in n.name
+        )
+        for i in (0, layers - 1)
+    }
+    model.graph.output.extend(onnx.ValueInfoProto(name=name) for name in wanted.values())
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ids = np.full((3, 9), 1000, dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    feed.update({"token_type_ids": np.zeros_like(ids)} if len(session.get_inputs()) == 3 else {})
+    first, last = session.run(list(wanted.values()), feed)
+    assert first.shape[:2] == (3, 9) and last.shape[:2] == (3, 1)
+    assert json.loads((onnx_dir / "export.json").read_text())["last_layer"] == "cls-only"
 
 
 @pytest.mark.parametrize(("name", "atol"), [("model.onnx", 1e-4), ("model_optimized.onnx", 1e-4)])
