@@ -97,18 +97,20 @@ CLS_ONLY = "cls-only"
 # int8's row-wise form are tried.
 AUTO_ORDER = {
     # AMD Zen 4 (avx512_vnni, avx512_bf16), texts to probabilities on 1,000 unseen real
-    # comments, two batches in flight (2026-12-08, eager trace, median of 7 interleaved
-    # repeats): bf16 276 rows/s within every limit, int8-static 398 but outside them (max gap
-    # 0.060), as on 2026-12-07 (flags agreeing 99.30%), each time after export's check had
-    # passed it; so bf16 goes first. On an AVX2-only EPYC bf16 and int8-static are not tried
-    # (auto_on), and int8 only in its row-wise form: within every limit and 1.07x optimized in
-    # the median of nine A/B runs (2026-12-07); 7-bit weights, faster in A/B runs, strayed
-    # nearer the limits on unseen comments (not kept). On a CPU with VNNI but no bf16 hardware
-    # the order is not measured: int8-static goes first there.
+    # comments, two batches in flight: bf16 292 rows/s within every limit, int8-static 420
+    # outside them (max gap 0.053, flags agreeing 99.30%), int8 171, optimized 143, fp32 137
+    # (2026-12-08, python -m benchmarks all --device cpu --rows 1000 --repeats 5 --texts
+    # unseen.csv); int8-static strayed on 2026-12-07 too (flags 99.30%), each time after
+    # export's check had passed it; so bf16 goes first. On an AVX2-only EPYC bf16 and
+    # int8-static are not tried (auto_on), and int8 only in its row-wise form: within every
+    # limit and 1.07x optimized in the median of nine A/B runs (2026-12-07); 7-bit weights,
+    # faster in A/B runs, strayed nearer the limits on unseen comments (not kept). On a CPU
+    # with VNNI but no bf16 hardware the order is not measured: int8-static goes first there.
     "cpu": ("bf16", "int8-static", "int8", "optimized", "fp32"),
     # Intel Xeon with AMX, texts to probabilities on 1,000 unseen real comments, two batches in
     # flight: bf16 778 rows/s within every limit, int8-static 696 with flags agreeing 99.30%
-    # (outside), int8 211, fp32 192, optimized 174 (2026-12-08, the same command as Zen 4's).
+    # (outside), int8 211, fp32 192, optimized 174 (2026-12-08, the same command with 2 repeats;
+    # before the [CLS]-only last layer).
     "cpu-amx": ("bf16", "int8-static", "int8", "optimized", "fp32"),
     "cuda": ("fp16", "optimized", "fp32"),
 }
