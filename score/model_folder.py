@@ -12,7 +12,7 @@ import numpy as np
 from common.cpu import NO_BF16, bf16_flag, cpu_flags
 from common.errors import UserError
 from common.jsonfile import read_json
-from common.variants import CLS_ONLY, VARIANTS
+from common.variants import VARIANTS
 from score.variant_rule import auto_variant, cpu_kind_problem
 
 log = logging.getLogger("score")
@@ -29,7 +29,6 @@ class ModelFolder:
     variants: dict[str, Path]  # ONNX files present, by variant name
     skipped: dict[str, str]  # variants export left out, with its reason
     records: dict[str, dict] = field(default_factory=dict)  # export.json's entry per variant
-    cls_only: bool = False  # the last layer traced for [CLS] only (export.json's "last_layer")
 
 
 def read_model_folder(path: Path) -> ModelFolder:
@@ -60,7 +59,6 @@ def read_model_folder(path: Path) -> ModelFolder:
         variants=_variant_files(path, export),
         skipped=export.get("skipped", {}),
         records=export.get("variants", {}),
-        cls_only=export.get("last_layer") == CLS_ONLY,
     )
 
 
